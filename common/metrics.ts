@@ -1,0 +1,21 @@
+/**
+ * Prometheus metrics with prom-client. Each component owns a Registry (names prefixed
+ * `plantwatch_<component>_`); a process serves the merged registries on `/metrics` and each one on
+ * `/metrics/<component>`, so one `npm start` process and one-component deployments look the same.
+ */
+import client from 'prom-client';
+
+export { client as prom };
+export type Registry = client.Registry;
+
+export function createRegistry(component: string, collectDefaults = false): client.Registry {
+  const registry = new client.Registry();
+  registry.setDefaultLabels({ component });
+  if (collectDefaults) client.collectDefaultMetrics({ register: registry, prefix: 'plantwatch_' });
+  return registry;
+}
+
+export async function renderMetrics(registries: client.Registry[]): Promise<{ contentType: string; body: string }> {
+  const merged = client.Registry.merge(registries);
+  return { contentType: merged.contentType, body: await merged.metrics() };
+}
