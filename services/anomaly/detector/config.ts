@@ -1,0 +1,63 @@
+/**
+ * Detector configuration: strict, every field defaulted, so `DetectorConfig.parse({})` is the
+ * configuration used everywhere (live service, `npm run nab`, back-tests).
+ */
+import { z } from 'zod';
+
+export const DetectorConfig = z
+  .strictObject({
+    /** Tag stamped on every score; bump when the algorithm or its defaults change. */
+    modelVersion: z.string().min(1).default('pw-det-1'),
+    /** Past readings the tfjs predictor sees (per stream, in arrival order). */
+    window: z.number().int().min(4).max(64).default(16),
+    /** Readings a stream needs before its scores are trusted (`warmingUp` is true before). */
+    warmupReadings: z.number().int().min(2).default(64),
+    /** Effective memory (readings) of the value normalisation and error scale. */
+    normWindow: z.number().int().min(16).default(2000),
+    /** Effective memory (readings) of the raw-score distribution behind the likelihood. */
+    historyWindow: z.number().int().min(16).default(4000),
+    /** Readings averaged into the short-term surprise compared against that distribution. */
+    shortWindow: z.number().int().min(1).max(64).default(4),
+    /** Width of the predicted band, in error standard deviations. */
+    bandSigmas: z.number().positive().default(3),
+    /** Likelihood at or above which a reading counts as anomalous (the service's alert decision). */
+    alertLikelihood: z.number().min(0).max(1).default(0.999),
+    /** After an alert, further readings of the same stream within this many readings are damped (one event, one alert). */
+    refractoryReadings: z.number().int().min(0).default(0),
+    /** A time step larger than this multiple of the typical step is a gap: the window restarts. */
+    gapFactor: z.number().min(1).default(10),
+    /** Readings older than the stream's newest by more than this are rejected (still scored when younger). */
+    maxLatenessMs: z.number().int().nonnegative().default(3_600_000),
+    /** Forecast horizon of the per-sensor forecast. */
+    forecastHorizonMs: z.number().int().positive().default(600_000),
+    /** Time-to-limit is reported only when the crossing is predicted within this horizon, else null. */
+    limitHorizonMs: z.number().int().positive().default(7 * 24 * 3_600_000),
+    /** Streams kept in memory; the least recently used stream is evicted beyond this. */
+    maxStreams: z.number().int().min(1).default(200_000),
+    /** Streams idle (no reading) longer than this wall-clock time are evicted on the next call; 0 = never. */
+    idleEvictMs: z.number().int().nonnegative().default(0),
+    /** Sensors of one machine in the multivariate model (first come first served). */
+    maxSensorsPerMachine: z.number().int().min(1).max(64).default(32),
+    model: z
+      .strictObject({
+        hidden: z.number().int().min(2).max(256).default(24),
+        learningRate: z.number().positive().default(0.003),
+        /** Training examples kept (reservoir over all streams). */
+        replaySize: z.number().int().min(64).default(4096),
+        /** Train after this many new accepted readings (over all streams). */
+        trainEvery: z.number().int().min(16).default(1000),
+        trainSteps: z.number().int().min(1).default(8),
+        batchSize: z.number().int().min(8).default(64),
+        seed: z.number().int().default(42),
+      })
+      .default({
+        hidden: 24,
+        learningRate: 0.003,
+        replaySize: 4096,
+        trainEvery: 1000,
+        trainSteps: 8,
+        batchSize: 64,
+        seed: 42,
+      }),
+  });
+export type DetectorConfig = z.infer<typeof DetectorConfig>;

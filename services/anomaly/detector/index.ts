@@ -1,0 +1,730 @@
+/**
+ * Plantwatch's streaming anomaly detector: per-sensor online models plus a per-machine multivariate
+ * model, scored in batches across any number of streams. See README.md for the model.
+ *
+ * Per reading (all O(window) work except one shared tensor call per batch):
+ *   1. event-time bookkeeping: duplicates and hopelessly late readings are rejected, late ones are
+ *      scored against the current state without updating it, gaps restart the window;
+ *   2. the shared tfjs predictor forecasts the value from the stream's last `window` values;
+ *   3. the prediction error, in units of the stream's own recent error scale, becomes a surprise
+ *      (-log10 of its two-sided normal tail probability) = `rawScore`;
+ *   4. the short-term mean surprise is compared with its own long-run distribution (EWMA mean and
+ *      variance) → `likelihood` (normal CDF of that z), so each stream is judged against itself;
+ *   5. a Holt level/trend in event time gives the forecast at the configured horizon and the time
+ *      until a configured limit is crossed.
+ */
+import type { Logger } from '../../../common/logger.ts';
+import type { MachineScore, Reading, SensorScore } from '../../../common/messages.ts';
+import { initTf } from '../tf.ts';
+import { DetectorConfig } from './config.ts';
+import { Predictor, type PredictorState } from './model.ts';
+import { Rng, choleskySolve, chiSquareSurprise, normalTail, twoSidedSurprise } from './stats.ts';
+
+export { DetectorConfig };
+
+export interface DetectorSnapshot {
+  version: string;
+  createdAt: number;
+  modelVersion: string;
+  config: DetectorConfig;
+  rngState: number;
+  sinceTrain: number;
+  trainings: number;
+  replay: { seen: number; count: number; x: number[]; y: number[] };
+  model: PredictorState;
+  streams: SensorStateJson[];
+  machines: MachineStateJson[];
+  limits: Record<string, { upper?: number; lower?: number }>;
+}
+
+export interface ScoreOutput {
+  sensor: SensorScore[];
+  machine: MachineScore[];
+  rejected: { reading: Reading; reason: string }[];
+}
+
+export interface StreamDetector {
+  readonly modelVersion: string;
+  /**
+   * Scores readings of any number of streams in one call (batched inference across streams). Returns
+   * one SensorScore per accepted reading (same order), plus MachineScores for machines whose readings
+   * were in the batch. Late/out-of-order readings (by event time) are scored without poisoning state
+   * (rejected only if hopelessly old / duplicate).
+   */
+  scoreBatch(readings: Reading[]): Promise<ScoreOutput>;
+  /** Configure limits for time-to-limit prediction: key `${site}/${line}/${machine}/${sensor}` */
+  setLimits?(limits: Record<string, { upper?: number; lower?: number }>): void;
+  snapshot(): Promise<DetectorSnapshot>;
+  restore(s: DetectorSnapshot): Promise<void>;
+  streamCount(): number;
+  /** Bytes of state held for streams (for memory bounds / bench). */
+  stateBytes(): number;
+  dispose(): void;
+}
+
+const SNAPSHOT_VERSION = 'plantwatch-detector-snapshot/1';
+
+// ---------------------------------------------------------------------------------------------
+// Per-sensor state
+
+interface SensorStateJson {
+  key: string;
+  site: string;
+  line: string;
+  machine: string;
+  sensor: string;
+  n: number;
+  lastTs: number;
+  recentTs: number[];
+  dt: number;
+  ring: number[];
+  ringLen: number;
+  ringPos: number;
+  valMean: number;
+  valVar: number;
+  stepVar: number;
+  min: number;
+  max: number;
+  errAbs: number;
+  short: number[];
+  shortLen: number;
+  shortPos: number;
+  shortSum: number;
+  histN: number;
+  histMean: number;
+  histVar: number;
+  level: number;
+  trend: number;
+  lastAlert: number;
+  lastSeen: number;
+}
+
+const RECENT_TS = 8;
+/** Surprise is in decimal digits of improbability; beyond this it carries no more information. */
+const MAX_SURPRISE = 300;
+
+class SensorState {
+  n = 0;
+  lastTs = -1;
+  recentTs: number[] = [];
+  /** EWMA of the event-time step (ms). */
+  dt = 0;
+  ring: Float64Array;
+  ringLen = 0;
+  ringPos = 0;
+  valMean = 0;
+  valVar = 0;
+  /** EWMA of squared first differences: the stream's typical step, the unit the predictor works in. */
+  stepVar = 0;
+  min = Infinity;
+  max = -Infinity;
+  /** EWMA of |prediction error|. */
+  errAbs = 0;
+  short: Float64Array;
+  shortLen = 0;
+  shortPos = 0;
+  shortSum = 0;
+  /** Distribution of the short-term mean surprise. */
+  histN = 0;
+  histMean = 0;
+  histVar = 0;
+  level = 0;
+  trend = 0;
+  lastAlert = -1e12;
+  lastSeen = 0;
+
+  constructor(
+    readonly key: string,
+    readonly site: string,
+    readonly line: string,
+    readonly machine: string,
+    readonly sensor: string,
+    window: number,
+    shortWindow: number,
+  ) {
+    this.ring = new Float64Array(window);
+    this.short = new Float64Array(shortWindow);
+  }
+
+  lastValue(): number {
+    return this.ring[(this.ringPos - 1 + this.ring.length) % this.ring.length];
+  }
+
+  /** Scale of one step, floored so that a flat-lined stream still has a finite, tiny unit. */
+  stepScale(): number {
+    const range = this.max > this.min ? this.max - this.min : 0;
+    return Math.max(Math.sqrt(this.stepVar), 1e-3 * range, 1e-6 * Math.abs(this.valMean), 1e-9);
+  }
+
+  bytes(): number {
+    // typed arrays + the fixed numeric fields and strings (rough, for memory bounds)
+    return this.ring.byteLength + this.short.byteLength + 8 * 24 + 8 * RECENT_TS + 2 * this.key.length * 2 + 64;
+  }
+
+  toJson(): SensorStateJson {
+    const { ring, short, ...rest } = this;
+    return { ...rest, ring: Array.from(ring), short: Array.from(short), recentTs: [...this.recentTs] } as SensorStateJson;
+  }
+
+  static fromJson(j: SensorStateJson, window: number, shortWindow: number): SensorState {
+    const s = new SensorState(j.key, j.site, j.line, j.machine, j.sensor, window, shortWindow);
+    const { ring, short, key: _k, site: _s, line: _l, machine: _m, sensor: _se, ...rest } = j;
+    Object.assign(s, rest);
+    s.ring.set(ring);
+    s.short.set(short);
+    s.recentTs = [...j.recentTs];
+    return s;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-machine multivariate state: EWMA mean and covariance of the sensors' standardised values.
+
+interface MachineStateJson {
+  key: string;
+  site: string;
+  line: string;
+  machine: string;
+  sensors: string[];
+  latest: number[];
+  has: number[];
+  mean: number[];
+  cov: number[];
+  updates: number;
+  histN: number;
+  histMean: number;
+  histVar: number;
+}
+
+class MachineState {
+  sensors: string[] = [];
+  latest: Float64Array;
+  has: Uint8Array;
+  mean: Float64Array;
+  cov: Float64Array;
+  updates = 0;
+  histN = 0;
+  histMean = 0;
+  histVar = 0;
+  /** Sensor likelihood/surprise seen in the current batch (not checkpointed: per-call scratch). */
+  batchSurprise: Float64Array;
+  batchLikelihood = 0;
+  batchTs = 0;
+  touched = false;
+
+  constructor(
+    readonly key: string,
+    readonly site: string,
+    readonly line: string,
+    readonly machine: string,
+    readonly cap: number,
+  ) {
+    this.latest = new Float64Array(cap);
+    this.has = new Uint8Array(cap);
+    this.mean = new Float64Array(cap);
+    this.cov = new Float64Array(cap * cap);
+    this.batchSurprise = new Float64Array(cap);
+  }
+
+  slot(sensor: string): number {
+    let i = this.sensors.indexOf(sensor);
+    if (i < 0 && this.sensors.length < this.cap) {
+      i = this.sensors.length;
+      this.sensors.push(sensor);
+      this.cov[i * this.cap + i] = 1;
+    }
+    return i;
+  }
+
+  bytes(): number {
+    return this.latest.byteLength * 3 + this.has.byteLength + this.cov.byteLength + 64 * this.sensors.length + 128;
+  }
+
+  toJson(): MachineStateJson {
+    return {
+      key: this.key,
+      site: this.site,
+      line: this.line,
+      machine: this.machine,
+      sensors: [...this.sensors],
+      latest: Array.from(this.latest),
+      has: Array.from(this.has),
+      mean: Array.from(this.mean),
+      cov: Array.from(this.cov),
+      updates: this.updates,
+      histN: this.histN,
+      histMean: this.histMean,
+      histVar: this.histVar,
+    };
+  }
+
+  static fromJson(j: MachineStateJson, cap: number): MachineState {
+    const m = new MachineState(j.key, j.site, j.line, j.machine, cap);
+    m.sensors = [...j.sensors];
+    m.latest.set(j.latest);
+    m.has.set(j.has);
+    m.mean.set(j.mean);
+    m.cov.set(j.cov);
+    m.updates = j.updates;
+    m.histN = j.histN;
+    m.histMean = j.histMean;
+    m.histVar = j.histVar;
+    return m;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Per-reading record carried between the passes of one scoreBatch call. */
+interface Pending {
+  reading: Reading;
+  st: SensorState;
+  late: boolean;
+  /** Row in the inference batch, or -1 when the window is not full yet (persistence forecast). */
+  row: number;
+  last: number;
+  scale: number;
+  hasLast: boolean;
+  dtMs: number;
+}
+
+/** Normal CDF, the likelihood of a z-score; kept below 1 so scores stay ordered in the far tail. */
+function likelihoodOf(z: number): number {
+  if (!(z > -40)) return 0;
+  if (z < 8) return 1 - normalTail(z);
+  // Beyond double precision of 1 - Q(z): continue smoothly and monotonically towards 1.
+  return 1 - normalTail(8) / (1 + (z - 8));
+}
+
+export async function createDetector(
+  config: DetectorConfig,
+  deps: { logger?: Logger; now?: () => number } = {},
+): Promise<StreamDetector> {
+  const cfg = DetectorConfig.parse(config);
+  await initTf(deps.logger);
+  const now = deps.now ?? Date.now;
+  const W = cfg.window;
+  const K = cfg.shortWindow;
+  const rng = new Rng(cfg.model.seed);
+  const model = new Predictor(W, cfg.model.hidden, cfg.model.learningRate, rng);
+  const streams = new Map<string, SensorState>();
+  const machines = new Map<string, MachineState>();
+  let limits: Record<string, { upper?: number; lower?: number }> = {};
+  // Replay reservoir of (window, target) examples over all streams.
+  const R = cfg.model.replaySize;
+  let replayX = new Float32Array(R * W);
+  let replayY = new Float32Array(R);
+  let replayCount = 0;
+  let replaySeen = 0;
+  let sinceTrain = 0;
+  let trainings = 0;
+  let lastIdleSweep = now();
+  const normAlpha = 1 / cfg.normWindow;
+  const histAlpha = 1 / cfg.historyWindow;
+
+  function touchStream(r: Reading): SensorState {
+    const key = `${r.site}/${r.line}/${r.machine}/${r.sensor}`;
+    let st = streams.get(key);
+    if (st) {
+      streams.delete(key); // re-insert: Map order is the LRU order
+    } else {
+      st = new SensorState(key, r.site, r.line, r.machine, r.sensor, W, K);
+      while (streams.size >= cfg.maxStreams) evictOldest();
+    }
+    streams.set(key, st);
+    st.lastSeen = now();
+    return st;
+  }
+
+  function evictOldest(): void {
+    const first = streams.keys().next();
+    if (first.done) return;
+    evictStream(first.value);
+  }
+
+  function evictStream(key: string): void {
+    const st = streams.get(key);
+    if (!st) return;
+    streams.delete(key);
+    const mk = `${st.site}/${st.line}/${st.machine}`;
+    const m = machines.get(mk);
+    if (m) {
+      const i = m.sensors.indexOf(st.sensor);
+      if (i >= 0) m.has[i] = 0;
+      if (!m.has.some((h) => h === 1)) machines.delete(mk);
+    }
+  }
+
+  function sweepIdle(): void {
+    if (cfg.idleEvictMs <= 0) return;
+    const t = now();
+    if (t - lastIdleSweep < cfg.idleEvictMs / 4) return;
+    lastIdleSweep = t;
+    for (const [key, st] of streams) {
+      if (t - st.lastSeen <= cfg.idleEvictMs) break; // LRU order: the rest are fresher
+      evictStream(key);
+    }
+  }
+
+  function addExample(x: Float32Array, off: number, y: number): void {
+    replaySeen++;
+    let slot: number;
+    if (replayCount < R) slot = replayCount++;
+    else {
+      // Reservoir biased to recent data: replace a random slot with probability 1/2, so old examples decay.
+      if (rng.next() < 0.5) return;
+      slot = Math.floor(rng.next() * R);
+    }
+    replayX.set(x.subarray(off, off + W), slot * W);
+    replayY[slot] = y;
+  }
+
+  function train(): void {
+    const B = Math.min(cfg.model.batchSize, replayCount);
+    if (B < 16) return;
+    const xb = new Float32Array(B * W);
+    const yb = new Float32Array(B);
+    for (let s = 0; s < cfg.model.trainSteps; s++) {
+      for (let i = 0; i < B; i++) {
+        const j = Math.floor(rng.next() * replayCount);
+        xb.set(replayX.subarray(j * W, j * W + W), i * W);
+        yb[i] = replayY[j];
+      }
+      model.trainStep(xb, yb, B);
+    }
+    trainings++;
+  }
+
+  function surpriseToLikelihood(st: { histN: number; histMean: number; histVar: number }, u: number): number {
+    if (st.histN < 8) return 0;
+    const sd = Math.sqrt(st.histVar) + 1e-3;
+    return likelihoodOf((u - st.histMean) / sd);
+  }
+
+  function updateHist(st: { histN: number; histMean: number; histVar: number }, u: number): void {
+    // An outlier enters the history clipped, so one burst does not mute the stream for the whole window.
+    if (st.histN >= 8) u = Math.min(u, st.histMean + 5 * Math.sqrt(st.histVar) + 0.1);
+    st.histN++;
+    const a = Math.max(1 / st.histN, histAlpha);
+    const d = u - st.histMean;
+    st.histMean += a * d;
+    st.histVar = (1 - a) * (st.histVar + a * d * d);
+  }
+
+  function forecastAndLimit(st: SensorState, score: SensorScore): void {
+    const h = cfg.forecastHorizonMs;
+    const sd = 1.2533 * st.errAbs;
+    const steps = st.dt > 0 ? h / st.dt : 1;
+    const value = st.level + st.trend * h;
+    const spread = cfg.bandSigmas * sd * Math.sqrt(1 + 0.1 * steps);
+    score.forecast = { horizonMs: h, value, lower: value - spread, upper: value + spread };
+    const lim = limits[st.key];
+    if (!lim) return;
+    let ttl: number | null = null;
+    if (lim.upper !== undefined) {
+      if (st.level >= lim.upper) ttl = 0;
+      else if (st.trend > 0) ttl = (lim.upper - st.level) / st.trend;
+    }
+    if (lim.lower !== undefined) {
+      let t2: number | null = null;
+      if (st.level <= lim.lower) t2 = 0;
+      else if (st.trend < 0) t2 = (lim.lower - st.level) / st.trend;
+      if (t2 !== null && (ttl === null || t2 < ttl)) ttl = t2;
+    }
+    score.timeToLimitMs = ttl !== null && ttl <= cfg.limitHorizonMs ? Math.round(ttl) : null;
+  }
+
+  async function scoreBatch(readings: Reading[]): Promise<ScoreOutput> {
+    sweepIdle();
+    const out: ScoreOutput = { sensor: [], machine: [], rejected: [] };
+    const pending: Pending[] = [];
+    const xs = new Float32Array(readings.length * W);
+    let rows = 0;
+
+    // Pass 1: event-time bookkeeping and window capture, in order (windows of later readings of the
+    // same stream include earlier readings of this batch).
+    for (const r of readings) {
+      if (!Number.isFinite(r.value) || !Number.isFinite(r.ts)) {
+        out.rejected.push({ reading: r, reason: 'value and ts must be finite numbers' });
+        continue;
+      }
+      const st = touchStream(r);
+      if (st.n > 0 && r.ts <= st.lastTs) {
+        if (st.recentTs.includes(r.ts)) {
+          out.rejected.push({ reading: r, reason: 'duplicate: a reading with this timestamp was already scored' });
+          continue;
+        }
+        if (st.lastTs - r.ts > cfg.maxLatenessMs) {
+          out.rejected.push({ reading: r, reason: `too late: ${st.lastTs - r.ts} ms behind the stream (max ${cfg.maxLatenessMs})` });
+          continue;
+        }
+        pending.push({ reading: r, st, late: true, row: -1, last: st.level, scale: st.stepScale(), hasLast: true, dtMs: 0 });
+        st.recentTs.push(r.ts);
+        if (st.recentTs.length > RECENT_TS) st.recentTs.shift();
+        continue;
+      }
+      const dtMs = st.n > 0 ? r.ts - st.lastTs : 0;
+      if (st.n > 0 && st.dt > 0 && dtMs > cfg.gapFactor * st.dt) st.ringLen = 0; // gap: old window says nothing about now
+      const scale = st.stepScale();
+      const hasLast = st.ringLen > 0;
+      const last = hasLast ? st.lastValue() : r.value;
+      let row = -1;
+      if (st.ringLen >= W) {
+        row = rows++;
+        const off = row * W;
+        for (let j = 0; j < W; j++) {
+          const v = st.ring[(st.ringPos + j) % W];
+          xs[off + j] = Math.max(-10, Math.min(10, (v - last) / scale));
+        }
+      }
+      pending.push({ reading: r, st, late: false, row, last, scale, hasLast, dtMs });
+      // Update what later windows in this batch depend on.
+      if (hasLast) {
+        const d = r.value - last;
+        const a = Math.max(1 / st.n, normAlpha);
+        st.stepVar = st.n <= 1 ? d * d : (1 - a) * st.stepVar + a * d * d;
+      }
+      st.ring[st.ringPos] = r.value;
+      st.ringPos = (st.ringPos + 1) % W;
+      st.ringLen = Math.min(W, st.ringLen + 1);
+      if (st.n > 0 && dtMs > 0) st.dt = st.dt === 0 ? dtMs : st.dt + 0.05 * (dtMs - st.dt);
+      st.lastTs = r.ts;
+      st.recentTs.push(r.ts);
+      if (st.recentTs.length > RECENT_TS) st.recentTs.shift();
+      st.n++;
+    }
+
+    // Pass 2: one tensor call for every full window in the batch, whatever stream it belongs to.
+    const preds = model.predict(xs.subarray(0, rows * W), rows);
+
+    // Pass 3: errors, likelihoods, forecasts, in reading order.
+    for (const p of pending) {
+      const { st, reading: r } = p;
+      const mk = `${r.site}/${r.line}/${r.machine}`;
+      let m = machines.get(mk);
+      if (!m) {
+        m = new MachineState(mk, r.site, r.line, r.machine, cfg.maxSensorsPerMachine);
+        machines.set(mk, m);
+      }
+      const score: SensorScore = {
+        kind: 'sensor',
+        site: r.site,
+        line: r.line,
+        machine: r.machine,
+        sensor: r.sensor,
+        ts: r.ts,
+        value: r.value,
+        predicted: r.value,
+        lower: r.value,
+        upper: r.value,
+        rawScore: 0,
+        likelihood: 0,
+        modelVersion: cfg.modelVersion,
+        warmingUp: st.n < cfg.warmupReadings,
+      };
+      const errSd = Math.max(1.2533 * st.errAbs, 1e-3 * p.scale, 1e-12);
+      if (p.late) {
+        // Scored against the current state, which it must not change.
+        const e = r.value - st.level;
+        const u = twoSidedSurprise(e / errSd);
+        score.predicted = st.level;
+        score.lower = st.level - cfg.bandSigmas * errSd;
+        score.upper = st.level + cfg.bandSigmas * errSd;
+        score.rawScore = u;
+        score.likelihood = surpriseToLikelihood(st, u);
+        out.sensor.push(score);
+        continue;
+      }
+      const predicted = p.row >= 0 ? p.last + p.scale * preds[p.row] : p.last;
+      const e = r.value - predicted;
+      // The first few errors only seed the error scale; capped so one absurd value cannot wreck the statistics.
+      const u = p.hasLast && st.n > 3 ? Math.min(twoSidedSurprise(e / errSd), MAX_SURPRISE) : 0;
+      score.predicted = predicted;
+      score.lower = predicted - cfg.bandSigmas * errSd;
+      score.upper = predicted + cfg.bandSigmas * errSd;
+      score.rawScore = u;
+      // Short-term mean surprise against its own history.
+      if (st.shortLen === K) st.shortSum -= st.short[st.shortPos];
+      else st.shortLen++;
+      st.short[st.shortPos] = u;
+      st.shortSum += u;
+      st.shortPos = (st.shortPos + 1) % K;
+      const shortMean = st.shortSum / st.shortLen;
+      let lik = surpriseToLikelihood(st, shortMean);
+      if (st.n <= cfg.warmupReadings / 4) lik = 0;
+      if (lik >= cfg.alertLikelihood) {
+        if (st.n - st.lastAlert <= cfg.refractoryReadings) lik *= 0.5; // same event: already reported
+        else st.lastAlert = st.n;
+      }
+      score.likelihood = lik;
+      updateHist(st, shortMean);
+      // Error scale and value statistics (after scoring: a reading never explains itself away).
+      if (p.hasLast) {
+        const a = Math.max(1 / Math.max(st.n - 1, 1), normAlpha);
+        const ae = Math.min(Math.abs(e), 10 * errSd + 1e-12); // clip so one outlier does not blow up the scale
+        st.errAbs = st.errAbs === 0 ? Math.abs(e) : st.errAbs + a * (ae - st.errAbs);
+      }
+      const av = Math.max(1 / st.n, normAlpha);
+      const dv = r.value - st.valMean;
+      st.valMean += av * dv;
+      st.valVar = (1 - av) * (st.valVar + av * dv * dv);
+      if (r.value < st.min) st.min = r.value;
+      if (r.value > st.max) st.max = r.value;
+      // Holt level/trend in event time for the forecast.
+      if (st.n === 1) {
+        st.level = r.value;
+        st.trend = 0;
+      } else if (p.dtMs > 0) {
+        const prior = st.level + st.trend * p.dtMs;
+        const lvl = prior + 0.3 * (r.value - prior);
+        st.trend += 0.05 * ((lvl - st.level) / p.dtMs - st.trend);
+        st.level = lvl;
+      } else st.level += 0.3 * (r.value - st.level);
+      forecastAndLimit(st, score);
+      if (p.row >= 0) addExample(xs, p.row * W, Math.max(-10, Math.min(10, (r.value - p.last) / p.scale)));
+      sinceTrain++;
+      // Feed the machine model.
+      const slot = m.slot(r.sensor);
+      if (slot >= 0) {
+        m.latest[slot] = (r.value - st.valMean) / Math.max(Math.sqrt(st.valVar), 1e-3 * p.scale, 1e-12);
+        m.has[slot] = 1;
+        m.batchSurprise[slot] = Math.max(m.batchSurprise[slot], u);
+      }
+      m.batchLikelihood = Math.max(m.batchLikelihood, lik);
+      m.batchTs = Math.max(m.batchTs, r.ts);
+      m.touched = true;
+      out.sensor.push(score);
+    }
+
+    // Machine scores: once per machine per batch.
+    for (const m of machines.values()) {
+      if (!m.touched) continue;
+      out.machine.push(scoreMachine(m));
+    }
+
+    if (sinceTrain >= cfg.model.trainEvery) {
+      sinceTrain = 0;
+      train();
+    }
+    return out;
+  }
+
+  function scoreMachine(m: MachineState): MachineScore {
+    const cap = m.cap;
+    const idx: number[] = [];
+    for (let i = 0; i < m.sensors.length; i++) if (m.has[i]) idx.push(i);
+    const k = idx.length;
+    const d = new Float64Array(k);
+    const a = new Float64Array(k * k);
+    for (let i = 0; i < k; i++) {
+      d[i] = m.latest[idx[i]] - m.mean[idx[i]];
+      for (let j = 0; j < k; j++) a[i * k + j] = m.cov[idx[i] * cap + idx[j]] + (i === j ? 0.05 : 0); // shrinkage
+    }
+    const sol = choleskySolve(a, d, k);
+    const parts = new Float64Array(k);
+    let d2 = 0;
+    if (sol) for (let i = 0; i < k; i++) {
+      parts[i] = d[i] * sol[i];
+      d2 += parts[i];
+    }
+    d2 = Math.max(d2, 0);
+    const u = k > 0 ? chiSquareSurprise(d2, k) : 0;
+    let lik = m.updates >= 16 ? surpriseToLikelihood(m, u) : 0;
+    lik = Math.max(lik, m.batchLikelihood);
+    // Contributions: half from the multivariate decomposition, half from each sensor's own surprise.
+    const contributions: Record<string, number> = {};
+    let sp = 0;
+    let ss = 0;
+    for (let i = 0; i < k; i++) {
+      sp += Math.max(parts[i], 0);
+      ss += m.batchSurprise[idx[i]];
+    }
+    for (let i = 0; i < k; i++) {
+      const c = (sp > 0 ? 0.5 * Math.max(parts[i], 0) / sp : 0.5 / k) + (ss > 0 ? 0.5 * m.batchSurprise[idx[i]] / ss : 0.5 / k);
+      contributions[m.sensors[idx[i]]] = c;
+    }
+    const score: MachineScore = {
+      kind: 'machine',
+      site: m.site,
+      line: m.line,
+      machine: m.machine,
+      ts: m.batchTs,
+      rawScore: Math.sqrt(d2),
+      likelihood: lik,
+      contributions,
+      modelVersion: cfg.modelVersion,
+      warmingUp: m.updates < cfg.warmupReadings,
+    };
+    // Learn (after scoring): EWMA mean and covariance over the sensors present.
+    m.updates++;
+    const al = Math.max(1 / m.updates, normAlpha);
+    for (const i of idx) m.mean[i] += al * (m.latest[i] - m.mean[i]);
+    for (const i of idx) for (const j of idx) {
+      const c = (m.latest[i] - m.mean[i]) * (m.latest[j] - m.mean[j]);
+      m.cov[i * cap + j] = (1 - al) * m.cov[i * cap + j] + al * c;
+    }
+    updateHist(m, u);
+    m.touched = false;
+    m.batchLikelihood = 0;
+    m.batchTs = 0;
+    m.batchSurprise.fill(0);
+    return score;
+  }
+
+  return {
+    modelVersion: cfg.modelVersion,
+    scoreBatch,
+    setLimits(l) {
+      limits = { ...limits, ...l };
+    },
+    async snapshot(): Promise<DetectorSnapshot> {
+      return {
+        version: SNAPSHOT_VERSION,
+        createdAt: now(),
+        modelVersion: cfg.modelVersion,
+        config: cfg,
+        rngState: rng.state,
+        sinceTrain,
+        trainings,
+        replay: { seen: replaySeen, count: replayCount, x: Array.from(replayX.subarray(0, replayCount * W)), y: Array.from(replayY.subarray(0, replayCount)) },
+        model: model.state(),
+        streams: [...streams.values()].map((s) => s.toJson()),
+        machines: [...machines.values()].map((m) => m.toJson()),
+        limits: { ...limits },
+      };
+    },
+    async restore(s: DetectorSnapshot): Promise<void> {
+      if (s.version !== SNAPSHOT_VERSION) throw new Error(`unsupported detector snapshot version ${s.version}`);
+      if (s.config.window !== W || s.config.shortWindow !== K || s.config.maxSensorsPerMachine !== cfg.maxSensorsPerMachine) {
+        throw new Error('snapshot was taken with a different window/shortWindow/maxSensorsPerMachine configuration');
+      }
+      model.load(s.model);
+      rng.state = s.rngState;
+      sinceTrain = s.sinceTrain;
+      trainings = s.trainings;
+      replayX = new Float32Array(R * W);
+      replayY = new Float32Array(R);
+      replayCount = Math.min(s.replay.count, R);
+      replaySeen = s.replay.seen;
+      replayX.set(s.replay.x.slice(0, replayCount * W));
+      replayY.set(s.replay.y.slice(0, replayCount));
+      streams.clear();
+      for (const j of s.streams) streams.set(j.key, SensorState.fromJson(j, W, K));
+      machines.clear();
+      for (const j of s.machines) machines.set(j.key, MachineState.fromJson(j, cfg.maxSensorsPerMachine));
+      limits = { ...s.limits };
+    },
+    streamCount: () => streams.size,
+    stateBytes() {
+      let b = 0;
+      for (const s of streams.values()) b += s.bytes();
+      for (const m of machines.values()) b += m.bytes();
+      return b;
+    },
+    dispose() {
+      model.dispose();
+      streams.clear();
+      machines.clear();
+    },
+  };
+}
