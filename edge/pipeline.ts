@@ -1,0 +1,129 @@
+/**
+ * One MQTT message in, Kafka records out: topic mapping, decoding, validation, dead letters.
+ * Pure apart from the Sparkplug session state; no I/O (rebirth commands are returned, the caller
+ * publishes them).
+ */
+import { TOPICS } from '../common/topics.ts';
+import type { DeadLetter } from '../common/messages.ts';
+import type { EdgeConfig } from './config.schema.ts';
+import { compileRule, matchTopic, renderKey, type CompiledRule } from './mapping.ts';
+import { decodePlain, type Decoded, type Reject } from './decode.ts';
+import { parseSparkplugTopic, SparkplugSessions } from './sparkplug.ts';
+
+export const COMPONENT = 'edge';
+
+export interface InboundMessage {
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1 | 2;
+  clientId: string;
+  userProperties?: Record<string, string | string[]>;
+  receivedAt: number;
+}
+
+/** A Kafka record ready to send; `value` is the JSON text. */
+export interface OutRecord {
+  topic: string;
+  key: string;
+  value: string;
+  headers?: Record<string, string>;
+}
+
+export interface IngestResult {
+  records: OutRecord[];
+  readings: number;
+  rejects: Reject[];
+  /** Matched rule pattern, or null when no rule matched (the message is ignored). */
+  rule: string | null;
+  commands: { topic: string; payload: Buffer; reason: string }[];
+  sparkplugEvents: string[];
+}
+
+export class Ingestor {
+  private readonly rules: CompiledRule[];
+  readonly sparkplug: SparkplugSessions;
+
+  constructor(private readonly cfg: EdgeConfig) {
+    this.rules = cfg.mapping.map(compileRule);
+    this.sparkplug = new SparkplugSessions(cfg.sparkplug);
+  }
+
+  ingest(msg: InboundMessage): IngestResult {
+    const result: IngestResult = { records: [], readings: 0, rejects: [], rule: null, commands: [], sparkplugEvents: [] };
+    const match = matchTopic(this.rules, msg.topic);
+    if (!match) return result;
+    const compiled = this.rules.find((r) => r.rule === match.rule) as CompiledRule;
+    result.rule = match.rule.pattern;
+    const v = this.cfg.validation;
+    const opts = { receivedAt: msg.receivedAt, maxPastMs: v.maxPastMs, maxFutureMs: v.maxFutureMs, maxBatchReadings: v.maxBatchReadings };
+
+    let decoded: Decoded;
+    const sp = match.rule.decoder === 'sparkplug' ? parseSparkplugTopic(msg.topic) : null;
+    if (msg.payload.length > v.maxPayloadBytes) {
+      decoded = { readings: [], rejects: [{ code: 'PAYLOAD_OVERSIZE', reason: `payload of ${msg.payload.length} bytes exceeds maxPayloadBytes ${v.maxPayloadBytes}`, raw: msg.payload.subarray(0, v.maxPayloadBytes) }] };
+    } else if (match.rule.decoder === 'sparkplug') {
+      if (!sp) {
+        decoded = { readings: [], rejects: [{ code: 'SPARKPLUG_NOT_DECODABLE', reason: `topic ${msg.topic} is not a Sparkplug B topic`, raw: msg.payload }] };
+      } else {
+        const r = this.sparkplug.handle(sp, msg.payload, opts);
+        decoded = r;
+        result.sparkplugEvents = r.events;
+        if (r.rebirth) result.commands.push(r.rebirth);
+      }
+    } else {
+      const vars = match.vars;
+      decoded = decodePlain(msg.payload, { site: vars.site ?? '', line: vars.line ?? '', machine: vars.machine ?? '', sensor: vars.sensor ?? '' }, match.rule.decoder, opts);
+    }
+
+    const headers = this.cfg.headers ? this.headersFor(msg) : undefined;
+    if (decoded.readings.length > 0) {
+      // Group by machine key so each record is one reading or an array of one machine's readings.
+      const byKey = new Map<string, typeof decoded.readings>();
+      for (const r of decoded.readings) {
+        const key = renderKey(compiled, { ...match.vars, site: r.site, line: r.line, machine: r.machine, sensor: r.sensor });
+        let list = byKey.get(key);
+        if (!list) byKey.set(key, (list = []));
+        list.push(r);
+      }
+      for (const [key, list] of byKey) {
+        result.records.push({ topic: match.rule.kafkaTopic, key, value: JSON.stringify(list.length === 1 && !isBatchPayload(msg.payload) ? list[0] : list), headers });
+      }
+      result.readings = decoded.readings.length;
+    }
+    for (const rej of decoded.rejects) result.records.push(deadLetterRecord(msg, rej, headers));
+    result.rejects = decoded.rejects;
+    return result;
+  }
+
+  private headersFor(msg: InboundMessage): Record<string, string> {
+    const h: Record<string, string> = { 'mqtt.topic': msg.topic, 'mqtt.client_id': msg.clientId, 'mqtt.qos': String(msg.qos) };
+    if (msg.userProperties) {
+      for (const [k, val] of Object.entries(msg.userProperties)) h[`mqtt.user.${k}`] = Array.isArray(val) ? val.join(',') : String(val);
+    }
+    return h;
+  }
+}
+
+/** A JSON array payload stays an array record even with one element: consumers see the device's shape. */
+function isBatchPayload(p: Buffer): boolean {
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i];
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+    return c === 0x5b; // '['
+  }
+  return false;
+}
+
+export function deadLetterRecord(msg: InboundMessage, rej: Reject, headers?: Record<string, string>): OutRecord {
+  const source: Record<string, string | number> = { mqttTopic: msg.topic, clientId: msg.clientId, qos: msg.qos };
+  if (rej.index !== undefined) source.index = rej.index;
+  const dl: DeadLetter = {
+    code: rej.code,
+    reason: rej.reason,
+    component: COMPONENT,
+    source,
+    rawBase64: rej.raw.toString('base64'),
+    receivedAt: msg.receivedAt,
+  };
+  return { topic: TOPICS.deadLetter, key: msg.topic, value: JSON.stringify(dl), headers };
+}
