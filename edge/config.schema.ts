@@ -105,16 +105,7 @@ const DEFAULT_RULES = [
   { pattern: 'spBv1.0/{group}/{messageType}/{edgeNode}/#', decoder: 'sparkplug' as const },
 ];
 
-export const EdgeConfig = z.preprocess(
-  (raw) => {
-    // A non-empty client.url without an explicit mode means "client of that broker".
-    if (raw && typeof raw === 'object' && !Array.isArray(raw) && !('mode' in raw)) {
-      const client = (raw as { client?: { url?: unknown } }).client;
-      if (client && typeof client.url === 'string' && client.url !== '') return { ...raw, mode: 'client' };
-    }
-    return raw;
-  },
-  z
+const EdgeConfigObject = z
     .strictObject({
       mode: z.enum(['embedded', 'client']).default('embedded'),
       embedded: Embedded.prefault({}),
@@ -187,7 +178,19 @@ export const EdgeConfig = z.preprocess(
           ctx.addIssue({ code: 'custom', path: ['embedded', 'auth', 'users', i], message: 'user needs password or passwordSha256' });
         }
       });
-    }),
+    });
+
+export const EdgeConfig = z.preprocess(
+  (raw) => {
+    // A non-empty client.url without an explicit mode means "client of that broker".
+    if (raw && typeof raw === 'object' && !Array.isArray(raw) && !('mode' in raw)) {
+      const client = (raw as { client?: { url?: unknown } }).client;
+      if (client && typeof client.url === 'string' && client.url !== '') return { ...raw, mode: 'client' };
+    }
+    return raw;
+  },
+  EdgeConfigObject,
 );
-export type EdgeConfig = z.infer<typeof EdgeConfig>;
-export type EdgeConfigInput = z.input<typeof EdgeConfig>;
+export type EdgeConfig = z.infer<typeof EdgeConfigObject>;
+/** What a config file may contain: every key optional. */
+export type EdgeConfigInput = z.input<typeof EdgeConfigObject>;

@@ -100,7 +100,7 @@ describe('edge > embedded broker', () => {
       const m1 = await device(edge.mqttUrl, { username: 'm1', password: 'secret-1' });
       await m1.publishAsync('plant/s1/l1/m1/temp', reading(1), { qos: 1 });
       expect(sink.records).toHaveLength(1);
-      const closed = new Promise((r) => m1.once('close', r));
+      const closed = new Promise<void>((r) => m1.once('close', () => r()));
       m1.publish('plant/s1/l1/m2/temp', reading(2), { qos: 1 });
       await closed;
       await new Promise((r) => setTimeout(r, 50));
@@ -125,7 +125,7 @@ describe('edge > embedded broker', () => {
     it('a client id or user name with wildcards cannot widen its ACL', async () => {
       const { sink, edge } = await bridge({ embedded: { auth: { anonymous: { enabled: true, publish: ['plant/+/+/{clientId}/#'] } } } });
       const evil = await device(edge.mqttUrl, { clientId: '+' });
-      const closed = new Promise((r) => evil.once('close', r));
+      const closed = new Promise<void>((r) => evil.once('close', () => r()));
       evil.publish('plant/s/l/anything/t', reading(1), { qos: 1 });
       await closed;
       expect(sink.records).toHaveLength(0);
