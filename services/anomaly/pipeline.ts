@@ -1,0 +1,207 @@
+/**
+ * One consumer → detector → producer pipeline. The live service runs one in the shared consumer
+ * group; every re-scoring job runs another in its own group with its own detector and output topic.
+ *
+ * Delivery guarantee: a partition batch's offsets are committed only after its scores and dead
+ * letters were acknowledged by all in-sync replicas (acks=-1). A crash or a lost partition between
+ * the two replays the batch in whichever instance owns the partition next: at least once, never lost.
+ */
+import type { Consumer, EachBatchPayload, KafkaClients, Producer } from '../../common/kafka.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { DeadLetter } from '../../common/messages.ts';
+import type { AnomalyConfig } from './config.schema.ts';
+import type { ScoringDetector } from './detector-port.ts';
+import type { AnomalyMetrics } from './metrics.ts';
+import type { TrainingLedger } from './ledger.ts';
+import { BatchScorer, type ScoredGroup } from './scorer.ts';
+import { decodeMessages, deadLetter, encodeDeadLetters, encodeScores, type DecodedBatch, type InputMessage } from './records.ts';
+
+export interface PartitionWork {
+  partition: number;
+  /** Offsets of the records scored (null when a replay filtered all of them out). */
+  firstOffset: string | null;
+  lastOffset: string | null;
+  deadLetters: DeadLetter[];
+  /** Kafka record timestamps (ms) of the batch, for the arrival → produced latency. */
+  arrivals: number[];
+  records: number;
+}
+
+/** Decides per record: score it, skip it (before a replay's start), or it is past a replay's end. */
+export type OffsetFilter = (partition: number, offset: bigint) => 'take' | 'skip' | 'stop';
+
+export interface PipelineOptions {
+  name: 'live' | 'rescore';
+  kafka: KafkaClients;
+  producer: Producer;
+  logger: Logger;
+  metrics: AnomalyMetrics;
+  groupId: string;
+  inputTopic: string;
+  outputTopic: string;
+  deadLetterTopic: string;
+  fromBeginning: boolean;
+  batch: AnomalyConfig['batch'];
+  group: AnomalyConfig['group'];
+  /** The detector to score with; read per batch so a model swap takes effect at a batch boundary. */
+  detector: () => ScoringDetector;
+  ledger: () => TrainingLedger;
+  /** Headers on every produced score record (re-scoring tags its job). */
+  headers?: Record<string, string>;
+  filter?: OffsetFilter;
+  /** Called after a partition batch was committed (re-scoring tracks its progress). */
+  onCommitted?: (partition: number, lastOffset: bigint) => void;
+  /** Called once the consumer joined and partitions were assigned (re-scoring seeks here). */
+  onGroupJoin?: (consumer: Consumer, partitions: number[]) => void;
+  now?: () => number;
+}
+
+export interface Pipeline {
+  readonly scorer: BatchScorer<PartitionWork>;
+  readonly consumer: Consumer;
+  start(): Promise<void>;
+  /** Stops fetching, waits for batches in flight to be produced and committed, leaves the group. */
+  stop(): Promise<void>;
+  /** Partitions currently assigned to this member. */
+  assignment(): number[];
+}
+
+export function createPipeline(opts: PipelineOptions): Pipeline {
+  const now = opts.now ?? Date.now;
+  const log = opts.logger;
+  const m = opts.metrics;
+  const label = { pipeline: opts.name };
+  let assigned: number[] = [];
+
+  const scorer = new BatchScorer<PartitionWork>({
+    detector: opts.detector,
+    maxReadings: opts.batch.maxReadings,
+    maxInFlight: opts.batch.maxInFlight,
+    afterScore: (g) => {
+      const ledger = opts.ledger();
+      for (const w of g.items) if (w.firstOffset !== null && w.lastOffset !== null) ledger.recordOffsets(w.partition, w.firstOffset, w.lastOffset);
+      ledger.recordScores(g.output.sensor, g.output.machine, g.output.rejected.length, g.failed.length);
+      if (g.readings > 0) {
+        m.batches.inc(label);
+        m.batchReadings.observe(label, g.readings);
+        m.scoreDuration.observe(label, g.scoreMs / 1000);
+      }
+    },
+    deliver: (g) => deliver(g),
+  });
+
+  async function deliver(g: ScoredGroup<PartitionWork>): Promise<void> {
+    const t = now();
+    const letters: DeadLetter[] = [];
+    for (const w of g.items) for (const d of w.deadLetters) letters.push(d);
+    for (const r of g.output.rejected) {
+      letters.push(deadLetter('READING_REJECTED', `detector rejected the reading: ${r.reason}`, { topic: opts.inputTopic, stage: 'detector' }, JSON.stringify(r.reading), t));
+    }
+    for (const f of g.failed) {
+      letters.push(deadLetter('DETECTOR_FAILED', `detector threw on this reading: ${f.error.message}`, { topic: opts.inputTopic, stage: 'detector' }, JSON.stringify(f.reading), t));
+    }
+    const scoreMessages = encodeScores(g.output.sensor, g.output.machine, opts.batch.maxScoresPerRecord, opts.headers);
+    const topicMessages = [];
+    if (scoreMessages.length > 0) topicMessages.push({ topic: opts.outputTopic, messages: scoreMessages });
+    if (letters.length > 0) topicMessages.push({ topic: opts.deadLetterTopic, messages: encodeDeadLetters(letters) });
+    if (topicMessages.length > 0) {
+      try {
+        await opts.producer.sendBatch({ acks: -1, topicMessages });
+      } catch (err) {
+        m.produceFailures.inc(label);
+        throw err;
+      }
+    }
+    const acked = now();
+    m.readingsScored.inc(label, g.readings);
+    if (g.output.sensor.length) m.scoresProduced.inc({ ...label, kind: 'sensor' }, g.output.sensor.length);
+    if (g.output.machine.length) m.scoresProduced.inc({ ...label, kind: 'machine' }, g.output.machine.length);
+    for (const d of letters) m.deadLettered.inc({ ...label, code: d.code });
+    if (opts.name === 'live') for (const w of g.items) for (const a of w.arrivals) m.latency.observe(Math.max(0, acked - a) / 1000);
+  }
+
+  const consumer = opts.kafka.consumer({
+    groupId: opts.groupId,
+    sessionTimeout: opts.group.sessionTimeoutMs,
+    heartbeatInterval: opts.group.heartbeatIntervalMs,
+    rebalanceTimeout: opts.group.rebalanceTimeoutMs,
+    maxBytesPerPartition: opts.batch.maxBytesPerPartition,
+    maxBytes: opts.batch.maxBytes,
+    maxWaitTimeInMs: opts.batch.maxWaitMs,
+    allowAutoTopicCreation: false,
+  });
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    assigned = [...(e.payload.memberAssignment[opts.inputTopic] ?? [])].sort((a, b) => a - b);
+    log.info({ groupId: opts.groupId, partitions: assigned }, 'partitions assigned');
+    opts.onGroupJoin?.(consumer, assigned);
+  });
+
+  async function eachBatch(p: EachBatchPayload): Promise<void> {
+    const { batch } = p;
+    if (!p.isRunning() || p.isStale()) return;
+    let messages: InputMessage[] = batch.messages;
+    if (opts.filter) {
+      const f = opts.filter;
+      messages = batch.messages.filter((msg) => f(batch.partition, BigInt(msg.offset)) === 'take');
+    }
+    const decoded: DecodedBatch = { readings: [], deadLetters: [] };
+    decodeMessages(batch.topic, batch.partition, messages, now(), decoded);
+    m.records.inc(label, messages.length);
+    const work: PartitionWork = {
+      partition: batch.partition,
+      firstOffset: messages.length > 0 ? messages[0].offset : null,
+      lastOffset: messages.length > 0 ? messages[messages.length - 1].offset : null,
+      deadLetters: decoded.deadLetters,
+      arrivals: opts.name === 'live' ? messages.map((msg) => Number(msg.timestamp)) : [],
+      records: messages.length,
+    };
+    m.inFlightReadings.inc(label, decoded.readings.length);
+    try {
+      await scorer.submit(decoded.readings, work);
+    } finally {
+      m.inFlightReadings.dec(label, decoded.readings.length);
+    }
+    const last = BigInt(batch.lastOffset());
+    p.resolveOffset(batch.lastOffset());
+    try {
+      await p.commitOffsetsIfNecessary({
+        topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (last + 1n).toString() }] }],
+      });
+    } catch (err) {
+      // Scores are out; without the commit the next owner replays this batch (duplicates, no loss).
+      m.commitFailures.inc(label);
+      log.warn({ err, partition: batch.partition, offset: batch.lastOffset() }, 'offset commit failed after scores were produced');
+      throw err;
+    }
+    opts.onCommitted?.(batch.partition, last);
+    await p.heartbeat();
+  }
+
+  let running = false;
+  return {
+    scorer,
+    consumer,
+    assignment: () => assigned,
+    async start() {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [opts.inputTopic], fromBeginning: opts.fromBeginning });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: opts.batch.partitionsConsumedConcurrently,
+        eachBatch,
+      });
+      running = true;
+    },
+    async stop() {
+      if (!running) {
+        await consumer.disconnect().catch(() => undefined);
+        return;
+      }
+      running = false;
+      // kafkajs waits for running eachBatch calls before leaving the group.
+      await consumer.disconnect();
+      await scorer.idle();
+    },
+  };
+}

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { DeadLetter, ScoreRecord } from '../../common/messages.ts';
+import { decodeMessages, encodeScores, type DecodedBatch, type InputMessage } from './records.ts';
+import { FakeDetector, reading } from './test-support/fake-detector.ts';
+
+const msg = (offset: number, value: string | null): InputMessage => ({
+  offset: String(offset),
+  timestamp: '1700000000000',
+  key: Buffer.from('s1/l1/m1'),
+  value: value === null ? null : Buffer.from(value),
+});
+
+describe('services > anomaly > records', () => {
+  it('decodes single readings and arrays, and dead-letters what is not a reading with its source', () => {
+    const out: DecodedBatch = { readings: [], deadLetters: [] };
+    const a = reading({ value: 1 });
+    const b = reading({ value: 2, ts: a.ts + 1 });
+    decodeMessages(
+      'plantwatch.readings',
+      3,
+      [msg(10, JSON.stringify(a)), msg(11, JSON.stringify([a, b])), msg(12, '{oops'), msg(13, JSON.stringify({ ...a, value: 'x' })), msg(14, null), msg(15, '[]')],
+      42,
+      out,
+    );
+    expect(out.readings.map((r) => r.value)).toEqual([1, 1, 2]);
+    expect(out.deadLetters.map((d) => [d.code, d.source.offset])).toEqual([
+      ['PAYLOAD_NOT_JSON', '12'],
+      ['READING_INVALID', '13'],
+      ['PAYLOAD_EMPTY', '14'],
+      ['READING_INVALID', '15'],
+    ]);
+    for (const d of out.deadLetters) expect(DeadLetter.safeParse(d).success).toBe(true);
+    const invalid = out.deadLetters[1];
+    expect(invalid.reason).toMatch(/value/);
+    expect(Buffer.from(invalid.rawBase64, 'base64').toString()).toContain('"value":"x"');
+    expect(invalid).toMatchObject({ component: 'anomaly', receivedAt: 42, source: { topic: 'plantwatch.readings', partition: 3 } });
+  });
+
+  it('groups scores into one valid record per machine, split at maxPerRecord', async () => {
+    const det = new FakeDetector();
+    const rs = [
+      ...Array.from({ length: 5 }, (_, i) => reading({ machine: 'm1', ts: 1000 + i })),
+      ...Array.from({ length: 2 }, (_, i) => reading({ machine: 'm2', ts: 1000 + i })),
+    ];
+    const out = await det.scoreBatch(rs);
+    const msgs = encodeScores(out.sensor, out.machine, 4, { 'x-tag': 'v' });
+    expect(msgs.map((m) => m.key)).toEqual(['s1/l1/m1', 's1/l1/m1', 's1/l1/m2']);
+    const decoded = msgs.map((m) => ScoreRecord.parse(JSON.parse(m.value)));
+    expect(decoded.map((d) => (Array.isArray(d) ? d.length : 1))).toEqual([4, 2, 3]);
+    for (const [i, m] of msgs.entries()) {
+      expect(m.headers).toEqual({ 'x-tag': 'v' });
+      for (const s of [decoded[i]].flat()) expect(`${s.site}/${s.line}/${s.machine}`).toBe(m.key);
+    }
+  });
+});

@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import type { Reading } from '../../common/messages.ts';
+import { BatchScorer, type ScoredGroup } from './scorer.ts';
+import { FakeDetector, reading } from './test-support/fake-detector.ts';
+
+function deferred() {
+  let resolve!: () => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+const rs = (machine: string, n: number, t0 = 1000): Reading[] => Array.from({ length: n }, (_, i) => reading({ machine, ts: t0 + i, value: i }));
+
+describe('services > anomaly > scorer', () => {
+  it('merges batches queued while the detector is busy into one scoreBatch call, in submission order', async () => {
+    const det = new FakeDetector({ delayMs: 20 });
+    const delivered: ScoredGroup<string>[] = [];
+    const scorer = new BatchScorer<string>({ detector: () => det, deliver: async (g) => void delivered.push(g), maxReadings: 1000, maxInFlight: 2 });
+    const all = Promise.all([scorer.submit(rs('a', 3), 'p0'), scorer.submit(rs('b', 4), 'p1'), scorer.submit(rs('c', 5), 'p2')]);
+    await all;
+    // The first batch starts alone; the two queued behind it are scored together.
+    expect(det.calls).toEqual([3, 9]);
+    expect(delivered.map((g) => g.items)).toEqual([['p0'], ['p1', 'p2']]);
+    expect(delivered[1].output.sensor.map((s) => s.machine)).toEqual([...'bbbbccccc']);
+  });
+
+  it('never puts more than maxReadings in one call (a single bigger batch goes alone)', async () => {
+    const det = new FakeDetector({ delayMs: 5 });
+    const scorer = new BatchScorer<number>({ detector: () => det, deliver: async () => undefined, maxReadings: 10, maxInFlight: 2 });
+    await Promise.all([scorer.submit(rs('a', 1), 0), scorer.submit(rs('b', 6), 1), scorer.submit(rs('c', 6), 2), scorer.submit(rs('d', 12), 3), scorer.submit(rs('e', 3), 4)]);
+    expect(det.calls).toEqual([1, 6, 6, 12, 3]);
+  });
+
+  it('resolves a submission only after its delivery succeeded, and rejects it when delivery fails', async () => {
+    const det = new FakeDetector();
+    const gate = deferred();
+    let fail = false;
+    const scorer = new BatchScorer<number>({
+      detector: () => det,
+      deliver: async () => {
+        await gate.promise;
+        if (fail) throw new Error('produce failed');
+      },
+      maxReadings: 100,
+      maxInFlight: 1,
+    });
+    let settled = false;
+    const p = scorer.submit(rs('a', 2), 1).then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(settled).toBe(false);
+    gate.resolve();
+    await p;
+    expect(settled).toBe(true);
+    fail = true;
+    await expect(scorer.submit(rs('a', 2, 5000), 2)).rejects.toThrow('produce failed');
+  });
+
+  it('bounds groups in flight: with maxInFlight 1 nothing is scored while a delivery is pending', async () => {
+    const det = new FakeDetector();
+    const gates = [deferred(), deferred()];
+    let i = 0;
+    const scorer = new BatchScorer<number>({ detector: () => det, deliver: () => gates[i++].promise, maxReadings: 100, maxInFlight: 1 });
+    const a = scorer.submit(rs('a', 2), 0);
+    const b = scorer.submit(rs('b', 2), 1);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(det.calls).toEqual([2]);
+    expect(scorer.pendingReadings).toBe(4);
+    gates[0].resolve();
+    await a;
+    await new Promise((r) => setTimeout(r, 0));
+    expect(det.calls).toEqual([2, 2]);
+    gates[1].resolve();
+    await b;
+    await scorer.idle();
+    expect(scorer.pendingReadings).toBe(0);
+  });
+
+  it('isolates a reading the detector throws on and scores the rest', async () => {
+    const det = new FakeDetector({ poisonValue: 666 });
+    let group: ScoredGroup<number> | undefined;
+    const scorer = new BatchScorer<number>({ detector: () => det, deliver: async (g) => void (group = g), maxReadings: 100, maxInFlight: 1 });
+    const batch = rs('a', 7);
+    batch[4] = { ...batch[4], value: 666 };
+    await scorer.submit(batch, 0);
+    expect(group!.failed.map((f) => f.reading.ts)).toEqual([batch[4].ts]);
+    expect(group!.output.sensor.map((s) => s.ts)).toEqual(batch.filter((_, i) => i !== 4).map((r) => r.ts));
+  });
+
+  it('rethrows when every reading fails alone (a broken detector, not bad data): nothing is delivered', async () => {
+    const det = new FakeDetector();
+    det.dispose();
+    let delivered = 0;
+    const scorer = new BatchScorer<number>({ detector: () => det, deliver: async () => void delivered++, maxReadings: 100, maxInFlight: 1 });
+    await expect(scorer.submit(rs('a', 4), 0)).rejects.toThrow('detector disposed');
+    expect(delivered).toBe(0);
+  });
+
+  it('exclusive() runs between scoring calls, never during one', async () => {
+    const det = new FakeDetector({ delayMs: 20 });
+    const events: string[] = [];
+    const scorer = new BatchScorer<number>({
+      detector: () => det,
+      afterScore: (g) => events.push(`scored ${g.readings}`),
+      deliver: async () => undefined,
+      maxReadings: 100,
+      maxInFlight: 2,
+    });
+    const a = scorer.submit(rs('a', 3), 0);
+    await new Promise((r) => setTimeout(r, 5));
+    const snap = scorer.exclusive(async () => void events.push('snapshot'));
+    const b = scorer.submit(rs('b', 2), 1);
+    await Promise.all([a, snap, b]);
+    expect(events).toEqual(['scored 3', 'snapshot', 'scored 2']);
+  });
+});
