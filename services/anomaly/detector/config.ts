@@ -18,6 +18,10 @@ export const DetectorConfig = z
     historyWindow: z.number().int().min(16).default(4000),
     /** Readings averaged into the short-term surprise compared against that distribution. */
     shortWindow: z.number().int().min(1).max(64).default(4),
+    /** How scores become likelihoods: against the stream's decaying record score, or a Gaussian fit. */
+    calibration: z.enum(['record', 'gaussian']).default('record'),
+    /** Floor of the spread of the short-term surprise (decimal digits) used to standardise it. */
+    minSurpriseSpread: z.number().positive().default(0.2),
     /** Width of the predicted band, in error standard deviations. */
     bandSigmas: z.number().positive().default(3),
     /** Likelihood at or above which a reading counts as anomalous (the service's alert decision). */
@@ -38,6 +42,19 @@ export const DetectorConfig = z
     idleEvictMs: z.number().int().nonnegative().default(0),
     /** Sensors of one machine in the multivariate model (first come first served). */
     maxSensorsPerMachine: z.number().int().min(1).max(64).default(32),
+    novelty: z
+      .strictObject({
+        /** Values per pattern window (the latest `dim` values, each the mean of `stride` readings). */
+        dim: z.number().int().min(2).max(64).default(8),
+        stride: z.number().int().min(1).max(64).default(1),
+        /** Prototype windows remembered per stream. */
+        prototypes: z.number().int().min(4).max(4096).default(64),
+        /** Distance (fraction of the stream's range) within which a window matches a prototype. */
+        vigilance: z.number().positive().default(0.05),
+        /** Floor of the novelty spread (fraction of range) used to standardise it. */
+        minSpread: z.number().positive().default(0.01),
+      })
+      .default({ dim: 8, stride: 1, prototypes: 64, vigilance: 0.05, minSpread: 0.01 }),
     model: z
       .strictObject({
         hidden: z.number().int().min(2).max(256).default(24),

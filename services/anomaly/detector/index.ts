@@ -18,6 +18,7 @@ import type { MachineScore, Reading, SensorScore } from '../../../common/message
 import { initTf } from '../tf.ts';
 import { DetectorConfig } from './config.ts';
 import { Predictor, type PredictorState } from './model.ts';
+import { NoveltyMemory, type NoveltyJson } from './novelty.ts';
 import { Rng, choleskySolve, chiSquareSurprise, normalTail, twoSidedSurprise } from './stats.ts';
 
 export { DetectorConfig };
@@ -96,7 +97,24 @@ interface SensorStateJson {
   level: number;
   trend: number;
   lastAlert: number;
+  peak: number;
   lastSeen: number;
+  novelty: NoveltyJson;
+  nov: Hist;
+  recMax: number;
+  pat: number[];
+  patLen: number;
+  patPos: number;
+  strideSum: number;
+  strideN: number;
+}
+
+interface Hist {
+  histN: number;
+  histMean: number;
+  histVar: number;
+  /** Decaying maximum of the score (record calibration). */
+  recMax: number;
 }
 
 const RECENT_TS = 8;
@@ -131,7 +149,17 @@ class SensorState {
   level = 0;
   trend = 0;
   lastAlert = -1e12;
+  peak = 0;
   lastSeen = 0;
+  novelty: NoveltyMemory;
+  nov: Hist = { histN: 0, histMean: 0, histVar: 0, recMax: 0 };
+  recMax = 0;
+  /** Ring of stride-averaged values the pattern windows are cut from. */
+  pat: Float64Array;
+  patLen = 0;
+  patPos = 0;
+  strideSum = 0;
+  strideN = 0;
 
   constructor(
     readonly key: string,
@@ -141,9 +169,12 @@ class SensorState {
     readonly sensor: string,
     window: number,
     shortWindow: number,
+    nov: { dim: number; prototypes: number },
   ) {
     this.ring = new Float64Array(window);
     this.short = new Float64Array(shortWindow);
+    this.novelty = new NoveltyMemory(nov.dim, nov.prototypes);
+    this.pat = new Float64Array(nov.dim);
   }
 
   lastValue(): number {
@@ -158,20 +189,31 @@ class SensorState {
 
   bytes(): number {
     // typed arrays + the fixed numeric fields and strings (rough, for memory bounds)
-    return this.ring.byteLength + this.short.byteLength + 8 * 24 + 8 * RECENT_TS + 2 * this.key.length * 2 + 64;
+    return this.ring.byteLength + this.short.byteLength + this.pat.byteLength + this.novelty.bytes() + 8 * 32 + 8 * RECENT_TS + 2 * this.key.length * 2 + 64;
   }
 
   toJson(): SensorStateJson {
-    const { ring, short, ...rest } = this;
-    return { ...rest, ring: Array.from(ring), short: Array.from(short), recentTs: [...this.recentTs] } as SensorStateJson;
+    const { ring, short, pat, novelty, ...rest } = this;
+    return {
+      ...rest,
+      ring: Array.from(ring),
+      short: Array.from(short),
+      pat: Array.from(pat),
+      novelty: novelty.toJson(),
+      nov: { ...this.nov },
+      recentTs: [...this.recentTs],
+    } as SensorStateJson;
   }
 
-  static fromJson(j: SensorStateJson, window: number, shortWindow: number): SensorState {
-    const s = new SensorState(j.key, j.site, j.line, j.machine, j.sensor, window, shortWindow);
-    const { ring, short, key: _k, site: _s, line: _l, machine: _m, sensor: _se, ...rest } = j;
+  static fromJson(j: SensorStateJson, window: number, shortWindow: number, nov: { dim: number; prototypes: number }): SensorState {
+    const s = new SensorState(j.key, j.site, j.line, j.machine, j.sensor, window, shortWindow, nov);
+    const { ring, short, pat, novelty, key: _k, site: _s, line: _l, machine: _m, sensor: _se, ...rest } = j;
     Object.assign(s, rest);
     s.ring.set(ring);
     s.short.set(short);
+    s.pat.set(pat);
+    s.novelty = NoveltyMemory.fromJson(novelty, nov.dim, nov.prototypes);
+    s.nov = { ...j.nov };
     s.recentTs = [...j.recentTs];
     return s;
   }
@@ -288,13 +330,18 @@ interface Pending {
   dtMs: number;
 }
 
-/** Normal CDF, the likelihood of a z-score; kept below 1 so scores stay ordered in the far tail. */
-function likelihoodOf(z: number): number {
+/**
+ * Likelihood of a z-score of the short-term surprise: the normal CDF up to z = 3, then a polynomial
+ * (heavy, Cauchy-like) tail 1 - Q(3)(3/z)^2. Real sensor errors are heavy-tailed, and unlike the
+ * normal tail this one stays resolvable in double precision up to z ~ 1e6, so larger deviations always
+ * rank higher (one threshold must work across all streams).
+ */
+export function likelihoodOf(z: number): number {
   if (!(z > -40)) return 0;
-  if (z < 8) return 1 - normalTail(z);
-  // Beyond double precision of 1 - Q(z): continue smoothly and monotonically towards 1.
-  return 1 - normalTail(8) / (1 + (z - 8));
+  if (z <= 3) return 1 - normalTail(z);
+  return 1 - Q3 * (3 / z) * (3 / z);
 }
+const Q3 = normalTail(3);
 
 export async function createDetector(
   config: DetectorConfig,
@@ -328,7 +375,7 @@ export async function createDetector(
     if (st) {
       streams.delete(key); // re-insert: Map order is the LRU order
     } else {
-      st = new SensorState(key, r.site, r.line, r.machine, r.sensor, W, K);
+      st = new SensorState(key, r.site, r.line, r.machine, r.sensor, W, K, cfg.novelty);
       while (streams.size >= cfg.maxStreams) evictOldest();
     }
     streams.set(key, st);
@@ -395,10 +442,26 @@ export async function createDetector(
     trainings++;
   }
 
-  function surpriseToLikelihood(st: { histN: number; histMean: number; histVar: number }, u: number): number {
+  function surpriseToLikelihood(st: { histN: number; histMean: number; histVar: number }, u: number, minSpread = cfg.minSurpriseSpread): number {
     if (st.histN < 8) return 0;
-    const sd = Math.sqrt(st.histVar) + 1e-3;
+    // Floor: on a very regular stream the surprise barely varies, and a tiny spread would turn the
+    // first wobble into an extreme z (and, across streams, outrank real anomalies elsewhere).
+    const sd = Math.max(Math.sqrt(st.histVar), minSpread);
     return likelihoodOf((u - st.histMean) / sd);
+  }
+
+  /**
+   * Record calibration: a score as large as the largest of the stream's recent history (a maximum
+   * decaying over `historyWindow` readings) is a 3-sigma event; twice as large is 6 sigma. Judges each
+   * stream by its own rare events whatever the shape of its score distribution.
+   */
+  function recordLikelihood(h: Hist, s: number, floor: number): number {
+    if (h.histN < 8) return 0;
+    return likelihoodOf((3 * s) / Math.max(h.recMax, floor));
+  }
+
+  function updateRecord(h: Hist, s: number): void {
+    h.recMax = Math.max(h.recMax * (1 - histAlpha), s);
   }
 
   function updateHist(st: { histN: number; histMean: number; histVar: number }, u: number): void {
@@ -550,14 +613,43 @@ export async function createDetector(
       st.shortSum += u;
       st.shortPos = (st.shortPos + 1) % K;
       const shortMean = st.shortSum / st.shortLen;
-      let lik = surpriseToLikelihood(st, shortMean);
+      let lik = cfg.calibration === 'record' ? recordLikelihood(st, shortMean, cfg.minSurpriseSpread) : surpriseToLikelihood(st, shortMean);
+      updateHist(st, shortMean);
+      updateRecord(st, shortMean);
+      // Pattern novelty of the latest stride-averaged window.
+      st.strideSum += r.value;
+      st.strideN++;
+      if (st.strideN >= cfg.novelty.stride) {
+        const D = cfg.novelty.dim;
+        st.pat[st.patPos] = st.strideSum / st.strideN;
+        st.patPos = (st.patPos + 1) % D;
+        st.patLen = Math.min(D, st.patLen + 1);
+        st.strideSum = 0;
+        st.strideN = 0;
+        if (st.patLen === D) {
+          const w = new Float64Array(D);
+          for (let j = 0; j < D; j++) w[j] = st.pat[(st.patPos + j) % D];
+          const lo = Math.min(st.min, r.value);
+          const hi = Math.max(st.max, r.value);
+          const range = Math.max(hi - lo, 1e-9 * Math.abs(hi), 1e-12);
+          const d = st.novelty.scoreAndLearn(w, range, cfg.novelty.vigilance, true);
+          if (d >= 0) {
+            const ln = cfg.calibration === 'record' ? recordLikelihood(st.nov, d, cfg.novelty.minSpread) : surpriseToLikelihood(st.nov, d, cfg.novelty.minSpread);
+            updateHist(st.nov, d);
+            updateRecord(st.nov, d);
+            if (ln > lik) lik = ln;
+          }
+        }
+      }
       if (st.n <= cfg.warmupReadings / 4) lik = 0;
-      if (lik >= cfg.alertLikelihood) {
-        if (st.n - st.lastAlert <= cfg.refractoryReadings) lik *= 0.5; // same event: already reported
-        else st.lastAlert = st.n;
+      // One event, one alarm: within the refractory period after a peak only a higher likelihood
+      // counts as news; the rest of the excursion is reported damped.
+      if (st.n - st.lastAlert <= cfg.refractoryReadings && lik <= st.peak) lik *= 0.5;
+      else if (lik >= cfg.alertLikelihood) {
+        st.lastAlert = st.n;
+        st.peak = lik;
       }
       score.likelihood = lik;
-      updateHist(st, shortMean);
       // Error scale and value statistics (after scoring: a reading never explains itself away).
       if (p.hasLast) {
         const a = Math.max(1 / Math.max(st.n - 1, 1), normAlpha);
@@ -709,7 +801,7 @@ export async function createDetector(
       replayX.set(s.replay.x.slice(0, replayCount * W));
       replayY.set(s.replay.y.slice(0, replayCount));
       streams.clear();
-      for (const j of s.streams) streams.set(j.key, SensorState.fromJson(j, W, K));
+      for (const j of s.streams) streams.set(j.key, SensorState.fromJson(j, W, K, cfg.novelty));
       machines.clear();
       for (const j of s.machines) machines.set(j.key, MachineState.fromJson(j, cfg.maxSensorsPerMachine));
       limits = { ...s.limits };
