@@ -180,7 +180,7 @@ describe('edge > Kafka (embedded Kafka-protocol broker)', () => {
   }, 120_000);
 });
 
-function groupBy(recs: { key: string; partition: number; offset: string }[]) {
+function groupBy(recs: { key: string; value: string; partition: number; offset: string }[]) {
   const m = new Map<string, typeof recs>();
   for (const r of recs) {
     if (!m.has(r.key)) m.set(r.key, []);
