@@ -247,7 +247,9 @@ export class MachineModel {
       info = { start, segments: [{ from: start, to: end, target: 0, kind: 'off' }], random };
     } else {
       const d = this.duty;
-      const f = Math.min(1, Math.max(0, d.onFraction * (1 + d.jitter * (2 * uniform(this.stream, p, 1) - 1))));
+      // Jitter never pushes the on-time past 0 or 1: an always-on machine (onFraction 1) never stops.
+      const amplitude = d.jitter * Math.min(d.onFraction, 1 - d.onFraction);
+      const f = d.onFraction + amplitude * (2 * uniform(this.stream, p, 1) - 1);
       const level = d.minLoad + (d.maxLoad - d.minLoad) * uniform(this.stream, p, 2);
       const onEnd = start + Math.round(f * this.periodMs);
       info = {

@@ -142,7 +142,7 @@ export class SimulationRunner {
     return {
       wallS,
       simMs: this.cursor,
-      lagMs: Number.isFinite(target) ? Math.max(0, target - this.cursor) : 0,
+      lagMs: this.o.speed > 0 ? Math.max(0, target - this.cursor) : 0,
       readings: s.readings,
       messages: s.messages,
       errors: s.errors,

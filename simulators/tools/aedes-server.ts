@@ -1,0 +1,40 @@
+/**
+ * A standalone aedes broker for benchmarks: runs in its own process (like the embedded broker of
+ * `npm start` does relative to load generators), counts what it receives, and answers over IPC.
+ *   parent → { cmd: 'stats' } ; child → { port } once listening, { stats } on request.
+ * Readings are counted by parsing each payload (a JSON array counts its elements), so the figure is
+ * what the broker really got, not what a client claims it sent.
+ */
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+
+const { Aedes } = await import('aedes');
+const broker = await Aedes.createBroker();
+const stats = { messages: 0, readings: 0, bytes: 0, unparsable: 0 };
+const countReadings = process.argv.includes('--count-readings');
+broker.on('publish', (packet: { topic: string; payload: Buffer | string }, client: unknown) => {
+  if (!client) return; // $SYS and will messages
+  stats.messages++;
+  const len = typeof packet.payload === 'string' ? Buffer.byteLength(packet.payload) : packet.payload.length;
+  stats.bytes += len;
+  if (!countReadings) return;
+  try {
+    const v = JSON.parse(packet.payload.toString()) as unknown;
+    stats.readings += Array.isArray(v) ? v.length : 1;
+  } catch {
+    stats.unparsable++;
+  }
+});
+const server = createServer(broker.handle);
+const port = Number(process.env.PORT ?? 0);
+server.listen(port, '127.0.0.1', () => {
+  process.send?.({ port: (server.address() as AddressInfo).port });
+});
+process.on('message', (m: { cmd: string }) => {
+  if (m.cmd === 'stats') process.send?.({ stats });
+  if (m.cmd === 'reset') {
+    stats.messages = stats.readings = stats.bytes = stats.unparsable = 0;
+    process.send?.({ reset: true });
+  }
+});
+process.on('disconnect', () => process.exit(0));
