@@ -1,0 +1,35 @@
+/**
+ * The platform's config: shared sections (data folder, logs, Kafka, MQTT, InfluxDB) and one section
+ * per component, each defined in the component's own `config.schema.ts`. `PlatformConfig.parse({})`
+ * runs everything embedded.
+ */
+import { z } from 'zod';
+import { InfluxConfig, KafkaClientConfig, LogLevel, MqttClientConfig } from '../common/config/fragments.ts';
+import { BrokerConfig } from '../services/kafka-broker/config.schema.ts';
+import { EdgeConfig } from '../edge/config.schema.ts';
+import { AnomalyConfig } from '../services/anomaly/config.schema.ts';
+import { StorageConfig } from '../services/storage/config.schema.ts';
+import { AlertsConfig } from '../services/alerts/config.schema.ts';
+import { GatewayConfig } from '../services/gateway/config.schema.ts';
+import { SimulatorConfig } from '../simulators/config.schema.ts';
+
+export const COMPONENTS = ['broker', 'edge', 'anomaly', 'storage', 'alerts', 'gateway', 'simulator'] as const;
+export type ComponentName = (typeof COMPONENTS)[number];
+
+export const PlatformConfig = z.strictObject({
+  /** Root of all durable state (broker log, edge spool, models, embedded store, alert journal). */
+  dataDir: z.string().min(1).default('./data'),
+  log: z.strictObject({ level: LogLevel.default('info') }).prefault({}),
+  kafka: KafkaClientConfig.prefault({}),
+  mqtt: MqttClientConfig.prefault({}),
+  influx: InfluxConfig.prefault({}),
+  broker: BrokerConfig.prefault({}),
+  edge: EdgeConfig.prefault({}),
+  anomaly: AnomalyConfig.prefault({}),
+  storage: StorageConfig.prefault({}),
+  alerts: AlertsConfig.prefault({}),
+  gateway: GatewayConfig.prefault({}),
+  simulator: SimulatorConfig.prefault({}),
+});
+export type PlatformConfig = z.infer<typeof PlatformConfig>;
+export type PlatformConfigInput = z.input<typeof PlatformConfig>;
