@@ -180,7 +180,9 @@ export async function start(configInput: AnomalyConfig, ctx: ComponentContext, d
     return checkpointLock.run(async () => {
       const started = performance.now();
       try {
-        const captured = await pipeline.scorer.exclusive(async () => {
+        // Quiesced: the snapshot holds exactly the committed readings, so a restart that restores it
+        // and replays from the committed offsets neither skips nor double-feeds a reading.
+        const captured = await pipeline.quiesce(async () => {
           const m = live;
           return {
             m,

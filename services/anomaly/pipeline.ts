@@ -5,6 +5,15 @@
  * Delivery guarantee: a partition batch's offsets are committed only after its scores and dead
  * letters were acknowledged by all in-sync replicas (acks=-1). A crash or a lost partition between
  * the two replays the batch in whichever instance owns the partition next: at least once, never lost.
+ *
+ * Two rules keep replays from feeding a detector readings it has already absorbed (it would reject
+ * them as duplicates instead of scoring them):
+ * - a failed produce is retried (with backoff, until it succeeds or the pipeline stops) rather than
+ *   the batch being re-scored;
+ * - records at or below the highest offset this process already delivered for a partition (a
+ *   re-fetch after a failed commit) are committed without scoring them again.
+ * And a checkpoint is taken only when every scored batch has been committed (`quiesce`), so a
+ * restored model never contains readings that a restart replays.
  */
 import type { Consumer, EachBatchPayload, KafkaClients, Producer } from '../../common/kafka.ts';
 import type { Logger } from '../../common/logger.ts';
@@ -13,8 +22,9 @@ import type { AnomalyConfig } from './config.schema.ts';
 import type { ScoringDetector } from './detector-port.ts';
 import type { AnomalyMetrics } from './metrics.ts';
 import type { TrainingLedger } from './ledger.ts';
+import { retry } from '../../common/retry.ts';
 import { BatchScorer, type ScoredGroup } from './scorer.ts';
-import { decodeMessages, deadLetter, encodeDeadLetters, encodeScores, type DecodedBatch, type InputMessage } from './records.ts';
+import { decodeMessages, deadLetter, encodeDeadLetters, encodeScores, type DecodedBatch, type InputMessage, type OutputMessage } from './records.ts';
 
 export interface PartitionWork {
   partition: number;
@@ -25,6 +35,8 @@ export interface PartitionWork {
   /** Kafka record timestamps (ms) of the batch, for the arrival → produced latency. */
   arrivals: number[];
   records: number;
+  /** Set once the batch reached the detector (it then counts as scored-but-uncommitted). */
+  counted?: boolean;
 }
 
 /** Decides per record: score it, skip it (before a replay's start), or it is past a replay's end. */
@@ -54,6 +66,8 @@ export interface PipelineOptions {
   /** Called once the consumer joined and partitions were assigned (re-scoring seeks here). */
   onGroupJoin?: (consumer: Consumer, partitions: number[]) => void;
   now?: () => number;
+  /** How long stop() lets undeliverable batches retry before giving up on them. */
+  stopGraceMs?: number;
 }
 
 export interface Pipeline {
@@ -64,6 +78,11 @@ export interface Pipeline {
   stop(): Promise<void>;
   /** Partitions currently assigned to this member. */
   assignment(): number[];
+  /**
+   * Runs `fn` with scoring paused and every scored batch committed (or given up), so the detector
+   * state matches the committed offsets: what a checkpoint needs.
+   */
+  quiesce<R>(fn: () => Promise<R>): Promise<R>;
 }
 
 export function createPipeline(opts: PipelineOptions): Pipeline {
@@ -72,12 +91,28 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   const m = opts.metrics;
   const label = { pipeline: opts.name };
   let assigned: number[] = [];
+  const stopping = new AbortController();
+  /** Highest offset per partition whose scores this process got acknowledged. */
+  const deliveredUpTo = new Map<number, bigint>();
+  /** Partition batches scored but not yet committed (or failed). */
+  let uncommitted = 0;
+  let settledWaiters: (() => void)[] = [];
+  const settle = () => {
+    uncommitted--;
+    if (uncommitted === 0) {
+      const w = settledWaiters;
+      settledWaiters = [];
+      for (const f of w) f();
+    }
+  };
 
   const scorer = new BatchScorer<PartitionWork>({
     detector: opts.detector,
     maxReadings: opts.batch.maxReadings,
     maxInFlight: opts.batch.maxInFlight,
     afterScore: (g) => {
+      uncommitted += g.items.length;
+      for (const w of g.items) w.counted = true;
       const ledger = opts.ledger();
       for (const w of g.items) if (w.firstOffset !== null && w.lastOffset !== null) ledger.recordOffsets(w.partition, w.firstOffset, w.lastOffset);
       ledger.recordScores(g.output.sensor, g.output.machine, g.output.rejected.length, g.failed.length);
@@ -101,16 +136,24 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       letters.push(deadLetter('DETECTOR_FAILED', `detector threw on this reading: ${f.error.message}`, { topic: opts.inputTopic, stage: 'detector' }, JSON.stringify(f.reading), t));
     }
     const scoreMessages = encodeScores(g.output.sensor, g.output.machine, opts.batch.maxScoresPerRecord, opts.headers);
-    const topicMessages = [];
+    const topicMessages: { topic: string; messages: OutputMessage[] }[] = [];
     if (scoreMessages.length > 0) topicMessages.push({ topic: opts.outputTopic, messages: scoreMessages });
     if (letters.length > 0) topicMessages.push({ topic: opts.deadLetterTopic, messages: encodeDeadLetters(letters) });
     if (topicMessages.length > 0) {
-      try {
-        await opts.producer.sendBatch({ acks: -1, topicMessages });
-      } catch (err) {
-        m.produceFailures.inc(label);
-        throw err;
-      }
+      // Re-scoring the batch is not an option (the detector already learned from it): resend until
+      // acknowledged. Consumption of these partitions waits meanwhile (backpressure, no skipping).
+      await retry(() => opts.producer.sendBatch({ acks: -1, topicMessages }), {
+        retries: Infinity,
+        initialDelayMs: 200,
+        maxDelayMs: 5000,
+        factor: 2,
+        signal: stopping.signal,
+        isRetriable: () => !stopping.signal.aborted,
+        onRetry: (err, attempt, delayMs) => {
+          m.produceFailures.inc(label);
+          log.warn({ err, attempt, delayMs }, 'producing scores failed; retrying');
+        },
+      });
     }
     const acked = now();
     m.readingsScored.inc(label, g.readings);
@@ -140,9 +183,12 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     const { batch } = p;
     if (!p.isRunning() || p.isStale()) return;
     let messages: InputMessage[] = batch.messages;
-    if (opts.filter) {
+    const done = deliveredUpTo.get(batch.partition);
+    if (done !== undefined || opts.filter) {
       const f = opts.filter;
-      messages = batch.messages.filter((msg) => f(batch.partition, BigInt(msg.offset)) === 'take');
+      messages = batch.messages.filter(
+        (msg) => (done === undefined || BigInt(msg.offset) > done) && (!f || f(batch.partition, BigInt(msg.offset)) === 'take'),
+      );
     }
     const decoded: DecodedBatch = { readings: [], deadLetters: [] };
     decodeMessages(batch.topic, batch.partition, messages, now(), decoded);
@@ -157,23 +203,29 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     };
     m.inFlightReadings.inc(label, decoded.readings.length);
     try {
-      await scorer.submit(decoded.readings, work);
+      try {
+        await scorer.submit(decoded.readings, work);
+      } finally {
+        m.inFlightReadings.dec(label, decoded.readings.length);
+      }
+      const last = BigInt(batch.lastOffset());
+      if (work.lastOffset !== null) deliveredUpTo.set(batch.partition, BigInt(work.lastOffset));
+      p.resolveOffset(batch.lastOffset());
+      try {
+        await p.commitOffsetsIfNecessary({
+          topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (last + 1n).toString() }] }],
+        });
+      } catch (err) {
+        // Scores are out; without the commit the next owner replays this batch (duplicates, no loss).
+        m.commitFailures.inc(label);
+        log.warn({ err, partition: batch.partition, offset: batch.lastOffset() }, 'offset commit failed after scores were produced');
+        throw err;
+      }
+      opts.onCommitted?.(batch.partition, last);
     } finally {
-      m.inFlightReadings.dec(label, decoded.readings.length);
+      // Only batches that reached the detector were counted by afterScore.
+      if (work.counted) settle();
     }
-    const last = BigInt(batch.lastOffset());
-    p.resolveOffset(batch.lastOffset());
-    try {
-      await p.commitOffsetsIfNecessary({
-        topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (last + 1n).toString() }] }],
-      });
-    } catch (err) {
-      // Scores are out; without the commit the next owner replays this batch (duplicates, no loss).
-      m.commitFailures.inc(label);
-      log.warn({ err, partition: batch.partition, offset: batch.lastOffset() }, 'offset commit failed after scores were produced');
-      throw err;
-    }
-    opts.onCommitted?.(batch.partition, last);
     await p.heartbeat();
   }
 
@@ -182,6 +234,11 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     scorer,
     consumer,
     assignment: () => assigned,
+    quiesce: (fn) =>
+      scorer.exclusive(async () => {
+        if (uncommitted > 0) await new Promise<void>((r) => settledWaiters.push(r));
+        return fn();
+      }),
     async start() {
       await consumer.connect();
       await consumer.subscribe({ topics: [opts.inputTopic], fromBeginning: opts.fromBeginning });
@@ -199,9 +256,15 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
         return;
       }
       running = false;
-      // kafkajs waits for running eachBatch calls before leaving the group.
-      await consumer.disconnect();
-      await scorer.idle();
+      // kafkajs waits for running eachBatch calls before leaving the group. A produce that keeps
+      // failing (Kafka down) is given up after the grace period: those batches are not committed.
+      const giveUp = setTimeout(() => stopping.abort(new Error('pipeline stopping')), opts.stopGraceMs ?? 10_000);
+      try {
+        await consumer.disconnect();
+        await scorer.idle();
+      } finally {
+        clearTimeout(giveUp);
+      }
     },
   };
 }

@@ -1,0 +1,47 @@
+/**
+ * Runs one anomaly-service instance in its own process, so tests can SIGKILL it like a crash.
+ *
+ *   tsx run-service.ts '{"brokers":["127.0.0.1:1234"],"dataDir":"/tmp/x","config":{...},"detector":"real"}'
+ *
+ * Prints one JSON line `{"ready":true,"opsUrl":...}` once consuming; SIGTERM closes gracefully.
+ */
+import { createKafkaClients } from '../../../common/kafka.ts';
+import { KafkaClientConfig } from '../../../common/config/fragments.ts';
+import { createLogger } from '../../../common/logger.ts';
+import { createRegistry } from '../../../common/metrics.ts';
+import { AnomalyConfig, start } from '../index.ts';
+import { FakeDetector } from './fake-detector.ts';
+
+interface RunSpec {
+  brokers: string[];
+  dataDir: string;
+  config?: Record<string, unknown>;
+  detector?: 'real' | 'fake';
+  clientId?: string;
+}
+
+const spec = JSON.parse(process.argv[2] ?? '{}') as RunSpec;
+const logger = createLogger({ level: (process.env.LOG_LEVEL as 'warn' | undefined) ?? 'warn', destination: process.stderr });
+const kafka = createKafkaClients({ ...KafkaClientConfig.parse({}), clientId: spec.clientId ?? 'anomaly-test', brokers: spec.brokers }, logger);
+const handle = await start(
+  AnomalyConfig.parse({ httpPort: 0, ...spec.config }),
+  { logger, metrics: createRegistry('anomaly'), kafka, dataDir: spec.dataDir },
+  spec.detector === 'fake'
+    ? {
+        detectors: {
+          defaultVersion: 'fake-1',
+          create: async (v) => new FakeDetector({ modelVersion: v ?? 'fake-1' }),
+          restore: async (snap, v) => {
+            const d = new FakeDetector({ modelVersion: v });
+            await d.restore(snap);
+            d.modelVersion = v;
+            return d;
+          },
+        },
+      }
+    : {},
+);
+process.stdout.write(`${JSON.stringify({ ready: true, opsUrl: handle.opsUrl, pid: process.pid })}\n`);
+process.on('SIGTERM', () => {
+  void handle.close().then(() => process.exit(0));
+});
