@@ -65,7 +65,9 @@ export class ManualClock implements Clock {
   /** Moves time forward by `ms`, running every timer that falls due on the way. */
   advance(ms: number): void {
     const end = this.t + ms;
-    for (;;) {
+    for (let ran = 0; ; ran++) {
+      // A timer that keeps re-arming itself at the same instant is a bug; fail instead of hanging.
+      if (ran > 1_000_000) throw new Error('ManualClock.advance: more than 1,000,000 timers ran; a timer re-arms itself without moving on');
       let nextId = -1;
       let nextAt = Infinity;
       for (const [id, timer] of this.timers) {

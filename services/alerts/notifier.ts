@@ -90,7 +90,7 @@ export class Notifier {
       group.members.delete(alert.fingerprint);
       this.scheduleChange(group);
     }
-    if (alert.silencedUntil !== null) this.watchSilence(alert);
+    if (alert.silencedUntil !== null && alert.silencedUntil > this.opts.clock.now()) this.watchSilence(alert);
     // The machine went offline or came back: other groups may hold its inhibited alerts.
     if (offlineRule) {
       for (const g of this.groups.values()) {
@@ -199,7 +199,11 @@ export class Notifier {
       this.groups.delete(group.key);
       return;
     }
-    if (group.lastNotifyAt !== null && group.sent.size > 0) this.schedule(group, group.lastNotifyAt + this.opts.grouping.repeatIntervalMs);
+    if (group.lastNotifyAt !== null && group.sent.size > 0) {
+      // Next repeat check; if it is already past (nothing was due: all acknowledged or muted), look again one interval later.
+      const next = group.lastNotifyAt + this.opts.grouping.repeatIntervalMs;
+      this.schedule(group, next > now ? next : now + this.opts.grouping.repeatIntervalMs);
+    }
   }
 
   /**
