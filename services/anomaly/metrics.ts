@@ -106,7 +106,7 @@ export function createAnomalyMetrics(registry: Registry, sources: GaugeSources):
     }),
     produceFailures: new prom.Counter({
       name: 'plantwatch_anomaly_produce_failures_total',
-      help: 'Produce requests that failed (nothing committed; the batch will be replayed)',
+      help: 'Produce attempts that failed; they are retried and nothing is committed until one succeeds',
       labelNames: ['pipeline'],
       registers,
     }),
