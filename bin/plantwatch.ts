@@ -1,0 +1,112 @@
+#!/usr/bin/env -S npx tsx
+/**
+ * The Plantwatch command line. `start` runs the whole platform; each component name runs that
+ * component alone (multi-host deployments, docker-compose). Config errors print one line and exit 2.
+ */
+import { Command } from 'commander';
+import { ConfigError } from '../common/errors.ts';
+import { startPlatform, type PlatformHandle } from '../platform/index.ts';
+import { COMPONENTS, type ComponentName } from '../platform/config.schema.ts';
+
+const program = new Command()
+  .name('plantwatch')
+  .description('Industrial IoT sensor monitoring: MQTT edge, Kafka backbone, tfjs anomaly prediction, InfluxDB, live dashboards')
+  .option('-c, --config <file>', 'YAML or JSON config file (env overrides it: KAFKA_BROKERS, INFLUX_URL, MQTT_URL, PLANTWATCH_<SECTION>__<KEY>)')
+  .showHelpAfterError();
+
+function fail(err: unknown): never {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`plantwatch: ${err.message}\n`);
+    process.exit(2);
+  }
+  const e = err as Error;
+  process.stderr.write(`plantwatch: ${e?.message ?? String(err)}\n`);
+  if (process.env.PLANTWATCH_DEBUG) process.stderr.write(`${e?.stack ?? ''}\n`);
+  process.exit(1);
+}
+
+/** Ctrl-C / SIGTERM close everything in reverse order, draining in-flight work; a second signal forces exit. */
+function stopOnSignals(handle: PlatformHandle): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      handle.logger.warn({ signal }, 'second signal: exiting without draining');
+      process.exit(130);
+    }
+    stopping = true;
+    handle.logger.info({ signal }, 'stopping');
+    handle.close().then(
+      () => process.exit(0),
+      (err) => fail(err),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function run(components: ComponentName[] | undefined, overrides?: Record<string, unknown>): Promise<PlatformHandle> {
+  const opts = program.opts<{ config?: string }>();
+  try {
+    const handle = await startPlatform({ configFile: opts.config, components, overrides });
+    stopOnSignals(handle);
+    return handle;
+  } catch (err) {
+    return fail(err);
+  }
+}
+
+program
+  .command('start')
+  .description('run the whole platform (embedded broker, MQTT, anomaly, storage, alerts, dashboard, demo plant)')
+  .action(async () => {
+    const h = await run(undefined);
+    const lines = [
+      '',
+      `  Plantwatch is running.`,
+      h.dashboardUrl ? `  Dashboard:  ${h.dashboardUrl}` : '',
+      h.mqttUrl ? `  MQTT:       ${h.mqttUrl}` : '',
+      `  Kafka:      ${h.kafkaBrokers.join(',')}`,
+      `  Ctrl-C stops everything.`,
+      '',
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+  });
+
+program
+  .command('broker')
+  .description('run the embedded Kafka-protocol broker alone')
+  .option('--port <port>', 'listen port', (v) => Number(v))
+  .option('--host <host>', 'listen and advertised host')
+  .option('--data-dir <dir>', 'log directory')
+  .action(async (o: { port?: number; host?: string; dataDir?: string }) => {
+    const broker: Record<string, unknown> = {};
+    if (o.port !== undefined) broker.port = o.port;
+    if (o.host !== undefined) broker.host = o.host;
+    if (o.dataDir !== undefined) broker.dataDir = o.dataDir;
+    const h = await run(['broker'], { broker, kafka: { brokers: [] } });
+    process.stdout.write(`Kafka-protocol broker listening on ${h.kafkaBrokers.join(',')}\n`);
+  });
+
+for (const name of COMPONENTS.filter((c) => c !== 'broker')) {
+  program
+    .command(name === 'simulator' ? 'simulate-demo' : name)
+    .description(name === 'simulator' ? 'run the demo plant simulator against MQTT_URL' : `run the ${name} component alone (needs KAFKA_BROKERS)`)
+    .action(async () => {
+      const h = await run([name]);
+      if (h.dashboardUrl) process.stdout.write(`Dashboard: ${h.dashboardUrl}\n`);
+    });
+}
+
+program
+  .command('build-dashboard')
+  .description('build the web UI into dashboards/dist')
+  .action(async () => {
+    try {
+      const { buildDashboard } = await import('../dashboards/build.ts');
+      await buildDashboard();
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program.parseAsync().catch(fail);
