@@ -15,7 +15,7 @@ import { FaultSpec, SimulatorConfig, type SimulatorConfigInput } from './config.
 import { parseFaultArg } from './faults.ts';
 import { LabelRecorder } from './labels.ts';
 import { PlantModel } from './model.ts';
-import { KafkaOutput, MqttOutput, NullOutput, StreamOutput, type Output } from './outputs.ts';
+import { KafkaOutput, MqttOutput, NullOutput, setNoDelay, StreamOutput, type Output } from './outputs.ts';
 import { loadPlant } from './plants.ts';
 import { replayCsv, type CsvFormat } from './replay.ts';
 import { formatProgress, SimulationRunner, type Progress } from './runner.ts';
@@ -256,6 +256,8 @@ interface ReplayOpts {
 async function runReplay(files: string[], o: ReplayOpts): Promise<void> {
   const col = (c: string): string | number => (/^\d+$/.test(c) && !o.header ? Number(c) : c);
   const client = await mqtt.connectAsync(o.url, { clientId: `plantwatch-replay-${process.pid}`, queueQoSZero: false, reconnectPeriod: 1000 });
+  setNoDelay(client);
+  client.on('connect', () => setNoDelay(client));
   let errors = 0;
   let inflight = 0;
   const waiters: (() => void)[] = [];

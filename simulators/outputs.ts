@@ -32,6 +32,15 @@ export interface Output {
 
 export type MqttOutputConfig = SimulatorConfig['output']['mqtt'];
 
+/**
+ * Small MQTT packets must leave at once: with Nagle's algorithm on, a publish behind an unacknowledged
+ * one waits for the peer's delayed ACK (~40 ms), which breaks replay timing and demo latency.
+ */
+export function setNoDelay(client: MqttClient): void {
+  const stream = client.stream as { setNoDelay?: (on: boolean) => void } | undefined;
+  stream?.setNoDelay?.(true);
+}
+
 export function newStats(): OutputStats {
   return { readings: 0, messages: 0, bytes: 0, errors: 0 };
 }
@@ -115,6 +124,7 @@ export class MqttOutput implements Output {
     this.conns.push(conn);
     for (const m of machines) this.connOf.set(m, conn);
     client.on('error', (err) => this.fail('connection', err));
+    client.on('connect', () => setNoDelay(client));
     if (node) {
       client.on('connect', () => {
         // Every (re)connect is a new Sparkplug session: NBIRTH/DBIRTH before any DDATA.

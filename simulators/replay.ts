@@ -166,8 +166,9 @@ export async function replayCsv(o: ReplayOptions): Promise<ReplaySummary> {
     summary.skipped++;
     if (summary.skippedExamples.length < 5) summary.skippedExamples.push(why);
   };
-  const wall0 = now();
-  const epoch0 = epochNow();
+  // The clock starts with the first row (opening the file must not make every row look late).
+  let wall0 = now();
+  let epoch0 = epochNow();
   // Rows due together are collected and sent in one go (and batched per sensor in batch format).
   let pending: ReplayRow[] = [];
   const flush = async () => {
@@ -190,7 +191,11 @@ export async function replayCsv(o: ReplayOptions): Promise<ReplaySummary> {
   for await (const row of readCsvRows(o.file, format, sensorName, skipped)) {
     if (o.signal?.aborted) break;
     summary.rows++;
-    if (summary.firstTs === null) summary.firstTs = row.ts;
+    if (summary.firstTs === null) {
+      summary.firstTs = row.ts;
+      wall0 = now();
+      epoch0 = epochNow();
+    }
     summary.lastTs = row.ts;
     if (speed > 0) {
       const due = wall0 + (row.ts - summary.firstTs) / speed;
@@ -207,7 +212,7 @@ export async function replayCsv(o: ReplayOptions): Promise<ReplaySummary> {
     if (pending.length >= 1000) await flush();
   }
   await flush();
-  summary.wallMs = now() - wall0;
+  summary.wallMs = summary.firstTs === null ? 0 : now() - wall0;
   return summary;
 }
 
