@@ -139,7 +139,7 @@ describe('simulators > MQTT output (aedes on an ephemeral port)', () => {
     await output.connect();
     await lonely.close();
     await new Promise((r) => setTimeout(r, 200));
-    output.send(model.generate(T0, T0 + 5000), T0 + 5000);
+    output.send(model.generate(T0, T0 + 5000));
     await new Promise((r) => setTimeout(r, 100));
     expect(output.stats.errors).toBeGreaterThan(0);
     expect(output.stats.readings).toBe(0);
