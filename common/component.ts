@@ -21,6 +21,8 @@ export interface ComponentContext {
 
 export interface ComponentHandle {
   readonly name: string;
+  /** Base URL of the component's own ops server (/metrics, /healthz); null when it runs none. */
+  readonly opsUrl?: string | null;
   close(): Promise<void>;
 }
 

@@ -181,6 +181,7 @@ export async function start(config: EdgeConfigInput | EdgeConfig, ctx: Component
     mqttPort: broker ? broker.port : null,
     wsPort: broker ? broker.wsPort : null,
     httpUrl: ops ? ops.url : null,
+    opsUrl: ops ? ops.url : null,
     metrics,
     forwarderMode: () => forwarder.currentMode,
     spoolBytes: () => spool.bytes,

@@ -36,6 +36,17 @@ export interface StartOptions {
   skipPreflight?: boolean;
 }
 
+/** The running components' handles, by name (absent when not started in this process). */
+export interface ComponentHandles {
+  broker?: broker.BrokerHandle;
+  edge?: edge.EdgeHandle;
+  anomaly?: anomaly.AnomalyHandle;
+  storage?: storage.StorageHandle;
+  alerts?: alerts.AlertsHandle;
+  gateway?: gateway.GatewayHandle;
+  simulator?: simulator.SimulatorHandle;
+}
+
 export interface PlatformHandle {
   config: PlatformConfig;
   logger: Logger;
@@ -43,7 +54,7 @@ export interface PlatformHandle {
   /** Dashboard URL (with the login token for the demo) when the gateway runs. */
   dashboardUrl?: string;
   mqttUrl?: string;
-  components: Partial<Record<ComponentName, ComponentHandle>>;
+  components: ComponentHandles;
   registries: Map<ComponentName | 'process', Registry>;
   close(): Promise<void>;
 }
@@ -70,9 +81,10 @@ export async function startPlatform(opts: StartOptions = {}): Promise<PlatformHa
   const ctxFor = (name: ComponentName): ComponentContext => {
     const metrics = createRegistry(name);
     registries.set(name, metrics);
-    return { logger: logger.child({ component: name }), metrics, kafka: kafka!, dataDir };
+    // Components name themselves in their child loggers (`component` field).
+    return { logger, metrics, kafka: kafka!, dataDir };
   };
-  const add = <H extends ComponentHandle>(name: ComponentName, h: H): H => {
+  const add = <N extends ComponentName>(name: N, h: NonNullable<ComponentHandles[N]>): NonNullable<ComponentHandles[N]> => {
     started.push(h);
     components[name] = h;
     return h;

@@ -21,6 +21,8 @@ export { verifySignature, newWebhookSecret } from './webhook.ts';
 export type { AlertsApi, AlertFilter } from './api.ts';
 
 export interface AlertsHandle extends ComponentHandle, AlertsApi {
+  /** Resolves once the Kafka consumer has joined its group (partitions assigned). */
+  whenJoined(): Promise<void>;
   /** The ops server (REST API, /metrics, /healthz). */
   readonly url: string;
   readonly port: number;
@@ -56,6 +58,14 @@ export async function start(config: AlertsConfig, ctx: ComponentContext, deps: A
 
   let consumer: Consumer | undefined;
   let ops: OpsServer | undefined;
+  let joined = false;
+  let markJoined!: () => void;
+  const joinedPromise = new Promise<void>((resolve) => {
+    markJoined = () => {
+      joined = true;
+      resolve();
+    };
+  });
   try {
     ops = await startOpsServer({
       host: config.httpHost,
@@ -65,6 +75,7 @@ export async function start(config: AlertsConfig, ctx: ComponentContext, deps: A
         ok: true,
         component: COMPONENT,
         rules: service.rules().length,
+        consumerJoined: joined,
         outboxDepth: service.outbox.depth(),
         groups: service.notifier.groupCount(),
       }),
@@ -73,6 +84,7 @@ export async function start(config: AlertsConfig, ctx: ComponentContext, deps: A
     service.start();
 
     consumer = ctx.kafka.consumer({ groupId: config.kafka.groupId });
+    consumer.on(consumer.events.GROUP_JOIN, () => markJoined());
     await consumer.connect();
     await consumer.subscribe({ topics: [TOPICS.readings, TOPICS.scores], fromBeginning: config.kafka.fromBeginning });
     await consumer.run({
@@ -104,8 +116,10 @@ export async function start(config: AlertsConfig, ctx: ComponentContext, deps: A
   const handle: AlertsHandle = {
     name: COMPONENT,
     url: opsServer.url,
+    opsUrl: opsServer.url,
     port: opsServer.port,
     service,
+    whenJoined: () => joinedPromise,
     list: (filter?: AlertFilter) => service.list(filter),
     acknowledge: (fp, by, comment) => service.acknowledge(fp, by, comment),
     silence: (fp, until, by) => service.silence(fp, until, by),

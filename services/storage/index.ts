@@ -156,6 +156,7 @@ export async function start(config: StorageConfig, ctx: ComponentContext, influx
     store,
     maxPointsPerSeries: cfg.maxPointsPerSeries,
     httpPort: ops.port,
+    opsUrl: ops.url,
     drain: () => writer.drain(),
     close,
   };
