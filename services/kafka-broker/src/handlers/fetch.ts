@@ -8,6 +8,8 @@ import { ErrorCode } from '../protocol/errors.ts';
 import type { FetchPartitionResponse, FetchRequest, FetchResponse } from '../protocol/fetch/index.ts';
 import type { BrokerCore, RequestContext } from './context.ts';
 
+const EMPTY = Buffer.alloc(0);
+
 interface Built {
   response: FetchResponse;
   bytes: number;
@@ -31,7 +33,7 @@ function build(b: BrokerCore, req: FetchRequest): Built {
           logStartOffset: -1,
           abortedTransactions: [],
           preferredReadReplica: -1,
-          records: null,
+          records: EMPTY,
         };
         const log = topic?.partitions[p.partition];
         if (!log) {
