@@ -77,7 +77,7 @@ export function createAnomalyMetrics(registry: Registry, sources: GaugeSources):
     latency: new prom.Histogram({
       name: 'plantwatch_anomaly_scoring_latency_seconds',
       help: 'Live pipeline: Kafka record timestamp (arrival) to its scores acknowledged by the broker',
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      buckets: [0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),
     records: new prom.Counter({

@@ -97,8 +97,8 @@ export interface ChildService {
 const runner = fileURLToPath(new URL('./run-service.ts', import.meta.url));
 
 /** Starts a service instance in a child process; resolves once it consumes. */
-export async function spawnService(spec: Record<string, unknown>, timeoutMs = 30_000): Promise<ChildService> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', runner, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function spawnService(spec: Record<string, unknown>, timeoutMs = 30_000, nodeArgs: string[] = []): Promise<ChildService> {
+  const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', runner, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
   const stderr: string[] = [];
   createInterface({ input: proc.stderr! }).on('line', (l) => stderr.push(l));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));

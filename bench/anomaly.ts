@@ -1,0 +1,344 @@
+/**
+ * `npm run bench:anomaly` — throughput, scoring latency and memory of the anomaly service at 1k, 10k
+ * and 100k active streams, each beside a baseline measured in the same run: the raw detector
+ * (`scoreBatch` in-process, no Kafka) on the same streams.
+ *
+ * Per stream count S (machines of `--sensors` sensors, one Kafka record = one machine's readings at
+ * one instant, like the edge bridge sends them):
+ *  1. baseline: raw detector, batches of 8192 (the service's batch.maxReadings), after every stream
+ *     has a full window;
+ *  2. a fresh embedded broker (own process) and one service instance (own process, real detector);
+ *  3. drain: warm-up rounds plus `--drain-rounds` rounds of every stream are written to Kafka first,
+ *     then the service starts and we time how fast it scores the measured rounds → readings/s;
+ *  4. live: the load generator offers `--rate` readings/s (capped below the drain rate when the
+ *     service cannot sustain it) with event time = now; p99 latency from Kafka arrival to scores
+ *     acknowledged, from the service's own histogram (the phase's bucket deltas, so an upper bound at
+ *     a bucket edge) and end to end (score consumed − reading ts) from a sampled consumer;
+ *  5. memory: detector state bytes / streams and the service's RSS; one checkpoint's time and size.
+ *
+ * Options: --streams 1000,10000,100000 --sensors 10 --rate 50000 --seconds 15 --drain-rounds 10
+ * The machine is shared and noisy: compare the ratios, not the absolute figures.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { createKafkaClients, ensureTopics, type KafkaClients, type Producer } from '../common/kafka.ts';
+import { KafkaClientConfig } from '../common/config/fragments.ts';
+import { silentLogger } from '../common/logger.ts';
+import type { Reading } from '../common/messages.ts';
+import { TOPICS } from '../common/topics.ts';
+import { createDetector, DetectorConfig } from '../services/anomaly/detector/index.ts';
+import { spawnService, type ChildService } from '../services/anomaly/test-support/kafka-helpers.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    role: { type: 'string', default: 'main' },
+    streams: { type: 'string', default: '1000,10000,100000' },
+    sensors: { type: 'string', default: '10' },
+    rate: { type: 'string', default: '50000' },
+    seconds: { type: 'string', default: '15' },
+    'drain-rounds': { type: 'string', default: '10' },
+    'data-dir': { type: 'string', default: '' },
+    /** Write a CPU profile of the service process into this folder. */
+    profile: { type: 'string', default: '' },
+  },
+});
+
+// ---- broker role: the embedded broker in its own process, like a deployment ----
+if (args.role === 'broker') {
+  const { startBroker } = await import('../services/kafka-broker/index.ts');
+  const broker = await startBroker({ port: 0, httpPort: null, dataDir: args['data-dir'], logger: silentLogger(), fsync: 'interval' });
+  process.stdout.write(`${JSON.stringify({ brokers: broker.brokers })}\n`);
+  process.on('SIGTERM', () => void broker.close().then(() => process.exit(0)));
+  await new Promise(() => undefined);
+}
+
+const SENSORS = Number(args.sensors);
+const BASELINE_BATCH = 8192;
+const WARM_ROUNDS = DetectorConfig.parse({}).window + 1; // every stream past its first full window
+const T0 = Date.now() - 30 * 24 * 3600_000;
+
+function roundOf(machines: number, round: number, ts: number): Reading[][] {
+  const out: Reading[][] = [];
+  for (let m = 0; m < machines; m++) {
+    const rec: Reading[] = [];
+    for (let s = 0; s < SENSORS; s++) {
+      const noise = ((m * 7919 + s * 104729 + round * 31) % 1000) / 1000;
+      rec.push({ site: 'bench', line: 'l1', machine: `m${m}`, sensor: `s${s}`, ts, value: 50 + 10 * Math.sin(round / 9 + s) + noise, receivedAt: ts });
+    }
+    out.push(rec);
+  }
+  return out;
+}
+
+function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+async function baseline(streams: number): Promise<{ rate: number; p99CallMs: number; bytesPerStream: number }> {
+  const det = await createDetector(DetectorConfig.parse({}));
+  const machines = streams / SENSORS;
+  // Batches of BASELINE_BATCH readings cut from consecutive rounds: the size the service reaches
+  // under load (its batch.maxReadings default), so the detector's per-call costs are shared alike.
+  let pending: Reading[] = [];
+  const times: number[] = [];
+  let n = 0;
+  const score = async (round: number, measure: boolean) => {
+    pending.push(...roundOf(machines, round, T0 + round * 1000).flat());
+    while (pending.length >= BASELINE_BATCH) {
+      const batch = pending.slice(0, BASELINE_BATCH);
+      pending = pending.slice(BASELINE_BATCH);
+      const t = performance.now();
+      await det.scoreBatch(batch);
+      if (measure) {
+        times.push(performance.now() - t);
+        n += batch.length;
+      }
+    }
+  };
+  for (let r = 0; r < WARM_ROUNDS; r++) await score(r, false);
+  const started = performance.now();
+  for (let r = WARM_ROUNDS; n < Math.max(200_000, 3 * streams); r++) await score(r, true);
+  const rate = n / ((performance.now() - started) / 1000);
+  const bytesPerStream = det.stateBytes() / det.streamCount();
+  det.dispose();
+  return { rate, p99CallMs: quantile(times.sort((a, b) => a - b), 0.99), bytesPerStream };
+}
+
+async function startBrokerProcess(dataDir: string): Promise<{ proc: ChildProcess; brokers: string[] }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', new URL(import.meta.url).pathname, '--role', 'broker', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: proc.stdout! }).once('line', resolve);
+    proc.once('exit', (c) => reject(new Error(`broker exited ${c}`)));
+  });
+  return { proc, brokers: (JSON.parse(line) as { brokers: string[] }).brokers };
+}
+
+async function produceRounds(producer: Producer, machines: number, fromRound: number, rounds: number): Promise<number> {
+  let n = 0;
+  const inFlight = new Set<Promise<unknown>>();
+  for (let r = fromRound; r < fromRound + rounds; r++) {
+    const recs = roundOf(machines, r, T0 + r * 1000);
+    for (let i = 0; i < recs.length; i += 500) {
+      const messages = recs.slice(i, i + 500).map((rec) => ({ key: `bench/l1/${rec[0].machine}`, value: JSON.stringify(rec) }));
+      const p = producer.send({ topic: TOPICS.readings, acks: -1, messages }).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      if (inFlight.size >= 4) await Promise.race(inFlight);
+      n += messages.length * SENSORS;
+    }
+  }
+  await Promise.all(inFlight);
+  return n;
+}
+
+interface Scraped {
+  scored: number;
+  streams: number;
+  stateBytes: number;
+  latencyBuckets: Map<number, number>;
+}
+
+async function scrape(opsUrl: string): Promise<Scraped> {
+  const text = await (await fetch(`${opsUrl}/metrics`)).text();
+  const num = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+  const latencyBuckets = new Map<number, number>();
+  for (const m of text.matchAll(/plantwatch_anomaly_scoring_latency_seconds_bucket\{le="([^"]+)"[^}]*\} (\d+)/g)) {
+    latencyBuckets.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
+  }
+  return {
+    scored: num(/plantwatch_anomaly_readings_scored_total\{pipeline="live"[^}]*\} (\d+)/),
+    streams: num(/plantwatch_anomaly_streams_active(?:\{[^}]*\})? (\d+)/),
+    stateBytes: num(/plantwatch_anomaly_state_bytes(?:\{[^}]*\})? (\d+)/),
+    latencyBuckets,
+  };
+}
+
+/** p99 from the bucket deltas of a phase: the smallest bucket edge holding 99 % of the observations. */
+function histogramP99(a: Map<number, number>, b: Map<number, number>): number {
+  const edges = [...b.keys()].sort((x, y) => x - y);
+  const total = (b.get(Infinity) ?? 0) - (a.get(Infinity) ?? 0);
+  if (total <= 0) return NaN;
+  for (const e of edges) if ((b.get(e) ?? 0) - (a.get(e) ?? 0) >= 0.99 * total) return e * 1000;
+  return Infinity;
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function waitScored(opsUrl: string, target: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await scrape(opsUrl);
+    if (s.scored >= target) return performance.now();
+    if (Date.now() > deadline) throw new Error(`service scored ${s.scored} of ${target} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) total += (await stat(join(e.parentPath, e.name))).size;
+  }
+  return total;
+}
+
+interface Row {
+  streams: number;
+  baseRate: number;
+  baseP99CallMs: number;
+  kafkaRate: number;
+  offered: number;
+  achieved: number;
+  p99HistMs: number;
+  p99E2eMs: number;
+  bytesPerStream: number;
+  rssMb: number;
+  checkpointS: number;
+  checkpointMb: number;
+}
+
+async function runStreams(streams: number): Promise<Row> {
+  const machines = Math.max(1, Math.round(streams / SENSORS));
+  console.error(`[${streams} streams] baseline: raw detector…`);
+  const base = await baseline(machines * SENSORS);
+
+  const root = await mkdtemp(join(tmpdir(), 'pw-bench-anomaly-'));
+  const broker = await startBrokerProcess(join(root, 'kafka'));
+  const kafka: KafkaClients = createKafkaClients({ ...KafkaClientConfig.parse({}), clientId: 'bench', brokers: broker.brokers }, silentLogger());
+  let svc: ChildService | undefined;
+  try {
+    await ensureTopics(kafka, [
+      { topic: TOPICS.readings, numPartitions: 6 },
+      { topic: TOPICS.scores, numPartitions: 6 },
+      { topic: TOPICS.deadLetter, numPartitions: 1 },
+    ]);
+    const producer = kafka.producer();
+    await producer.connect();
+    const drainRounds = Math.max(Number(args['drain-rounds']), Math.ceil(300_000 / (machines * SENSORS)));
+    console.error(`[${streams} streams] writing ${WARM_ROUNDS} warm-up + ${drainRounds} measured rounds to Kafka…`);
+    const warm = await produceRounds(producer, machines, 0, WARM_ROUNDS);
+    const measured = await produceRounds(producer, machines, WARM_ROUNDS, drainRounds);
+
+    svc = await spawnService({
+      brokers: broker.brokers,
+      dataDir: join(root, 'service'),
+      detector: 'real',
+      config: { model: { checkpointIntervalMs: 0 } },
+    }, 120_000, args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : []);
+    const pid = svc.proc.pid!;
+    console.error(`[${streams} streams] draining…`);
+    const warmDone = await waitScored(svc.opsUrl, warm, 600_000);
+    const drainDone = await waitScored(svc.opsUrl, warm + measured, 600_000);
+    const kafkaRate = measured / ((drainDone - warmDone) / 1000);
+
+    // Live phase at the offered rate, event time = now.
+    const offered = Math.min(Number(args.rate), Math.floor(0.8 * kafkaRate));
+    const seconds = Number(args.seconds);
+    const e2e: number[] = [];
+    const scoresConsumer = kafka.consumer({ groupId: 'bench-latency', maxWaitTimeInMs: 10 });
+    await scoresConsumer.connect();
+    await scoresConsumer.subscribe({ topics: [TOPICS.scores], fromBeginning: false });
+    let liveFrom = Infinity;
+    let sample = 0;
+    await scoresConsumer.run({
+      eachMessage: async ({ message }) => {
+        // Sampled: decoding every score here would compete with the service for the CPU.
+        if (sample++ % 10 !== 0) return;
+        const now = Date.now();
+        const scores = JSON.parse(message.value!.toString()) as { kind: string; ts: number }[];
+        for (const s of scores) if (s.kind === 'sensor' && s.ts >= liveFrom) e2e.push(now - s.ts);
+      },
+    });
+    await new Promise((r) => setTimeout(r, 2000)); // consumer joined, and positioned at the end
+    const before = await scrape(svc.opsUrl);
+    liveFrom = Date.now();
+    console.error(`[${streams} streams] live: offering ${offered} readings/s for ${seconds} s…`);
+    const tickMs = 20;
+    const recordsPerTick = Math.max(1, Math.round((offered / SENSORS) * (tickMs / 1000)));
+    let nextMachine = 0;
+    let round = WARM_ROUNDS + drainRounds;
+    let produced = 0;
+    const started = Date.now();
+    const sends: Promise<unknown>[] = [];
+    for (let tick = 0; Date.now() - started < seconds * 1000; tick++) {
+      const ts = Date.now();
+      const messages = [];
+      for (let i = 0; i < recordsPerTick; i++) {
+        const m = nextMachine++;
+        if (nextMachine >= machines) {
+          nextMachine = 0;
+          round++;
+        }
+        const rec = roundOf(1, round, ts)[0].map((r) => ({ ...r, machine: `m${m}` }));
+        messages.push({ key: `bench/l1/m${m}`, value: JSON.stringify(rec) });
+      }
+      sends.push(producer.send({ topic: TOPICS.readings, acks: -1, messages }));
+      produced += messages.length * SENSORS;
+      const wait = started + (tick + 1) * tickMs - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    await Promise.all(sends);
+    const target = before.scored + produced;
+    await waitScored(svc.opsUrl, target, 120_000);
+    const elapsed = (Date.now() - started) / 1000;
+    const after = await scrape(svc.opsUrl);
+    await scoresConsumer.disconnect();
+    const rss = rssMb(pid);
+
+    console.error(`[${streams} streams] checkpoint…`);
+    const ck0 = performance.now();
+    const res = await fetch(`${svc.opsUrl}/checkpoint`, { method: 'POST' });
+    if (!res.ok) throw new Error(`checkpoint failed: ${await res.text()}`);
+    const checkpointS = (performance.now() - ck0) / 1000;
+    const checkpointMb = (await dirBytes(join(root, 'service', 'anomaly', 'models'))) / 1e6;
+    await producer.disconnect();
+    return {
+      streams: machines * SENSORS,
+      baseRate: base.rate,
+      baseP99CallMs: base.p99CallMs,
+      kafkaRate,
+      offered,
+      achieved: produced / elapsed,
+      p99HistMs: histogramP99(before.latencyBuckets, after.latencyBuckets),
+      p99E2eMs: quantile(e2e.sort((a, b) => a - b), 0.99),
+      bytesPerStream: after.stateBytes / Math.max(1, after.streams),
+      rssMb: rss,
+      checkpointS,
+      checkpointMb,
+    };
+  } finally {
+    // SIGTERM when profiling: the profile is written on a clean exit.
+    await svc?.kill(args.profile ? 'SIGTERM' : 'SIGKILL');
+    broker.proc.kill('SIGKILL');
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+const rows: Row[] = [];
+for (const s of args.streams.split(',').map(Number)) rows.push(await runStreams(s));
+
+const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : String(n));
+console.log('\nAnomaly service benchmark (2 shared cores: broker, service and load generator are separate processes)\n');
+console.log('| streams | raw detector readings/s (baseline) | through Kafka readings/s | ratio | raw scoreBatch(8192) p99 ms | offered live load/s | p99 latency ms (service histogram, ≤) | p99 end-to-end ms (sampled) | state bytes/stream | service RSS MB | RSS KB/stream | checkpoint s / MB |');
+console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+for (const r of rows) {
+  console.log(
+    `| ${f(r.streams)} | ${f(r.baseRate)} | ${f(r.kafkaRate)} | ${f(r.kafkaRate / r.baseRate, 2)} | ${f(r.baseP99CallMs, 1)} | ${f(r.offered)} | ${f(r.p99HistMs)} | ${f(r.p99E2eMs)} | ${f(r.bytesPerStream)} | ${f(r.rssMb)} | ${f((r.rssMb * 1024) / r.streams, 1)} | ${f(r.checkpointS, 1)} / ${f(r.checkpointMb, 1)} |`,
+  );
+}
+console.log('\ncsv');
+console.log('streams,baseline_readings_per_s,kafka_readings_per_s,ratio,baseline_call_p99_ms,offered_per_s,p99_hist_ms,p99_e2e_ms,state_bytes_per_stream,rss_mb,checkpoint_s,checkpoint_mb');
+for (const r of rows) {
+  console.log([r.streams, r.baseRate, r.kafkaRate, r.kafkaRate / r.baseRate, r.baseP99CallMs, r.offered, r.p99HistMs, r.p99E2eMs, r.bytesPerStream, r.rssMb, r.checkpointS, r.checkpointMb].map((x) => (Number.isFinite(x) ? Number(x.toFixed(3)) : x)).join(','));
+}
+const goal = rows.map((r) => `${f(r.streams)}: ${r.offered >= 50_000 && r.p99HistMs < 100 ? 'met' : 'NOT met'}`).join(', ');
+console.log(`\nGoal ≥50,000 readings/s sustained with p99 < 100 ms: ${goal}`);
+process.exit(0);
