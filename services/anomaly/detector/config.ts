@@ -7,19 +7,21 @@ import { z } from 'zod';
 export const DetectorConfig = z
   .strictObject({
     /** Tag stamped on every score; bump when the algorithm or its defaults change. */
-    modelVersion: z.string().min(1).default('pw-det-1'),
+    modelVersion: z.string().min(1).default('pw-det-2'),
     /** Past readings the tfjs predictor sees (per stream, in arrival order). */
     window: z.number().int().min(4).max(64).default(16),
     /** Readings a stream needs before its scores are trusted (`warmingUp` is true before). */
     warmupReadings: z.number().int().min(2).default(64),
     /** Effective memory (readings) of the value normalisation and error scale. */
     normWindow: z.number().int().min(16).default(2000),
-    /** Effective memory (readings) of the raw-score distribution behind the likelihood. */
-    historyWindow: z.number().int().min(16).default(4000),
+    /** Memory (readings) of the score history behind the likelihood: the record score decays over it. */
+    historyWindow: z.number().int().min(16).default(500),
     /** Readings averaged into the short-term surprise compared against that distribution. */
-    shortWindow: z.number().int().min(1).max(64).default(4),
+    shortWindow: z.number().int().min(1).max(64).default(1),
     /** How scores become likelihoods: against the stream's decaying record score, or a Gaussian fit. */
     calibration: z.enum(['record', 'gaussian']).default('record'),
+    /** A value beyond the stream's all-time range by more than this fraction of it is anomalous on its own; 0 disables. */
+    rangeTolerance: z.number().nonnegative().default(0.02),
     /** Floor of the spread of the short-term surprise (decimal digits) used to standardise it. */
     minSurpriseSpread: z.number().positive().default(0.2),
     /** Width of the predicted band, in error standard deviations. */

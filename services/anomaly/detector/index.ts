@@ -460,7 +460,9 @@ export async function createDetector(
     return likelihoodOf((3 * s) / Math.max(h.recMax, floor));
   }
 
-  function updateRecord(h: Hist, s: number): void {
+  function updateRecord(h: Hist, s: number, n: number): void {
+    // The first readings only seed the scales; their transients must not set the bar for later.
+    if (n <= cfg.warmupReadings) return;
     h.recMax = Math.max(h.recMax * (1 - histAlpha), s);
   }
 
@@ -615,7 +617,7 @@ export async function createDetector(
       const shortMean = st.shortSum / st.shortLen;
       let lik = cfg.calibration === 'record' ? recordLikelihood(st, shortMean, cfg.minSurpriseSpread) : surpriseToLikelihood(st, shortMean);
       updateHist(st, shortMean);
-      updateRecord(st, shortMean);
+      updateRecord(st, shortMean, st.n);
       // Pattern novelty of the latest stride-averaged window.
       st.strideSum += r.value;
       st.strideN++;
@@ -636,10 +638,16 @@ export async function createDetector(
           if (d >= 0) {
             const ln = cfg.calibration === 'record' ? recordLikelihood(st.nov, d, cfg.novelty.minSpread) : surpriseToLikelihood(st.nov, d, cfg.novelty.minSpread);
             updateHist(st.nov, d);
-            updateRecord(st.nov, d);
+            updateRecord(st.nov, d, st.n);
             if (ln > lik) lik = ln;
           }
         }
+      }
+      // Range novelty: a value clearly outside everything the stream has ever shown.
+      if (cfg.rangeTolerance > 0 && st.n > cfg.warmupReadings && st.max > st.min) {
+        const range = st.max - st.min;
+        const excess = Math.max(r.value - st.max, st.min - r.value) / range;
+        if (excess > cfg.rangeTolerance) lik = Math.max(lik, likelihoodOf(3 + 3 * excess / cfg.rangeTolerance));
       }
       if (st.n <= cfg.warmupReadings / 4) lik = 0;
       // One event, one alarm: within the refractory period after a peak only a higher likelihood
