@@ -26,7 +26,7 @@ const Instant = z.union([
     .string()
     .refine((s) => !Number.isNaN(Date.parse(s)), 'expected an ISO-8601 date-time')
     .transform((s) => Date.parse(s)),
-]);
+], { error: 'expected epoch milliseconds or an ISO-8601 date-time' });
 
 const Version = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, '1-128 of A-Z a-z 0-9 _ . -');
 
