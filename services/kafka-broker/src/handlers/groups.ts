@@ -71,7 +71,8 @@ export function handleOffsetCommit(b: BrokerCore, req: OffsetCommitRequest, _ctx
   const check = req.groupId ? b.groups.validateCommit(req.groupId, req.generationId, req.memberId) : ErrorCode.INVALID_GROUP_ID;
   if (check === 0) {
     const entries = [];
-    for (const t of req.topics) for (const p of t.partitions) entries.push({ topic: t.name, partition: p.partitionIndex, offset: p.committedOffset, metadata: p.committedMetadata });
+    // Kafka stores a null metadata as "" (OffsetAndMetadata.NoMetadata).
+    for (const t of req.topics) for (const p of t.partitions) entries.push({ topic: t.name, partition: p.partitionIndex, offset: p.committedOffset, metadata: p.committedMetadata ?? '' });
     b.offsets.commit(req.groupId, entries);
   } else b.countError('OffsetCommit', check);
   return {
