@@ -8,7 +8,7 @@
  */
 import { isAbsolute, join } from 'node:path';
 import type { Logger } from '../../common/logger.ts';
-import { Alert, DeadLetter, ReadingRecord, ScoreRecord, describeZodError, type Reading, type Score } from '../../common/messages.ts';
+import { Reading, ReadingRecord, Score, ScoreRecord, describeZodError, type Alert, type DeadLetter } from '../../common/messages.ts';
 import type { Registry } from '../../common/metrics.ts';
 import { backoffDelay } from '../../common/retry.ts';
 import { TOPICS } from '../../common/topics.ts';
@@ -148,13 +148,14 @@ export class AlertService implements AlertsApi {
       return dead('PAYLOAD_NOT_JSON', `record value is not JSON: ${(err as Error).message}`);
     }
     if (topic === TOPICS.readings) {
-      const parsed = ReadingRecord.safeParse(json);
+      // Validate against the branch the value looks like, so the reason names the bad field.
+      const parsed = (Array.isArray(json) ? ReadingRecord.options[1] : Reading).safeParse(json);
       if (!parsed.success) return dead('READING_INVALID', describeZodError(parsed.error));
       for (const r of Array.isArray(parsed.data) ? parsed.data : [parsed.data]) this.ingestReading(r);
       return null;
     }
     if (topic === TOPICS.scores) {
-      const parsed = ScoreRecord.safeParse(json);
+      const parsed = (Array.isArray(json) ? ScoreRecord.options[1] : Score).safeParse(json);
       if (!parsed.success) return dead('SCORE_INVALID', describeZodError(parsed.error));
       for (const s of Array.isArray(parsed.data) ? parsed.data : [parsed.data]) this.ingestScore(s);
       return null;
