@@ -66,6 +66,12 @@ const Embedded = z.strictObject({
    * beyond it the connection is closed. Bounded so a slow authenticate cannot buffer unbounded data.
    */
   queueLimit: z.number().int().min(1).max(10_000).default(100),
+  /**
+   * Socket read buffer per connection (bytes). aedes handles one read chunk per device at a time and
+   * we hold its acknowledgements until Kafka acked, so a larger chunk means larger Kafka batches
+   * for chatty devices; it is a ceiling, not an allocation.
+   */
+  readBufferBytes: z.number().int().min(16 * 1024).max(16 * 1024 * 1024).default(256 * 1024),
   /** Unacknowledged inbound QoS 2 messages per client (aedes `maxInflightInbound`). */
   maxInflightInbound: z.number().int().min(1).max(65_535).default(1000),
   /** Seconds a CONNECT may take before the socket is dropped. */

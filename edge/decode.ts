@@ -143,18 +143,48 @@ function addReading(
   const candidate: Record<string, unknown> = { site: id.site, line: id.line, machine: id.machine, sensor: id.sensor, ts, value, receivedAt: opts.receivedAt };
   if (unit !== undefined) candidate.unit = unit;
   if (quality !== undefined) candidate.quality = quality;
-  const res = Reading.safeParse(candidate);
-  if (!res.success) {
-    out.rejects.push({ code: 'READING_INVALID', reason: describeZodError(res.error), raw, index });
-    return;
+  let r: Reading;
+  if (isValidReading(candidate)) {
+    r = candidate as Reading;
+  } else {
+    // The slow path explains what is wrong (and is the authority: the fast check only accepts).
+    const res = Reading.safeParse(candidate);
+    if (!res.success) {
+      out.rejects.push({ code: 'READING_INVALID', reason: describeZodError(res.error), raw, index });
+      return;
+    }
+    r = res.data;
   }
-  const r = res.data;
   const skew = checkTime(r.ts, opts);
   if (skew) {
     out.rejects.push({ code: 'TIMESTAMP_OUT_OF_RANGE', reason: skew, raw, index });
     return;
   }
   out.readings.push(r);
+}
+
+const IDENTIFIER = /^[A-Za-z0-9_.:-]{1,64}$/;
+const QUALITIES = new Set(['good', 'uncertain', 'bad']);
+const READING_FIELDS = new Set(['site', 'line', 'machine', 'sensor', 'ts', 'value', 'unit', 'quality', 'receivedAt']);
+
+/**
+ * Hot-path check equivalent to `Reading.safeParse(c).success` (zod costs ~4% of the relay's CPU).
+ * It may only say "valid" when the schema would; a test compares both on fuzzed inputs.
+ */
+export function isValidReading(c: Record<string, unknown>): boolean {
+  for (const k in c) if (!READING_FIELDS.has(k)) return false;
+  const { site, line, machine, sensor, ts, value, unit, quality, receivedAt } = c;
+  return (
+    typeof site === 'string' && IDENTIFIER.test(site) &&
+    typeof line === 'string' && IDENTIFIER.test(line) &&
+    typeof machine === 'string' && IDENTIFIER.test(machine) &&
+    typeof sensor === 'string' && IDENTIFIER.test(sensor) &&
+    typeof ts === 'number' && Number.isSafeInteger(ts) && ts >= 0 &&
+    typeof value === 'number' && Number.isFinite(value) &&
+    typeof receivedAt === 'number' && Number.isSafeInteger(receivedAt) && receivedAt >= 0 &&
+    (unit === undefined || (typeof unit === 'string' && unit.length <= 32)) &&
+    (quality === undefined || (typeof quality === 'string' && QUALITIES.has(quality)))
+  );
 }
 
 /** Returns why `ts` is absurd relative to arrival, or null. */

@@ -137,18 +137,18 @@ export class Forwarder {
   }
 
   private takeBatch(): Entry[] {
-    const batch: Entry[] = [];
+    let k = 0;
     let n = 0;
     let bytes = 0;
-    while (this.queue.length > 0) {
-      const e = this.queue[0];
-      if (batch.length > 0 && (n + e.records.length > this.opts.maxBatchRecords || bytes + e.bytes > this.opts.maxBatchBytes)) break;
-      batch.push(e);
-      this.queue.shift();
+    while (k < this.queue.length) {
+      const e = this.queue[k];
+      if (k > 0 && (n + e.records.length > this.opts.maxBatchRecords || bytes + e.bytes > this.opts.maxBatchBytes)) break;
+      k++;
       n += e.records.length;
       bytes += e.bytes;
     }
-    return batch;
+    // One splice per batch: shift() per entry is quadratic on a long queue.
+    return this.queue.splice(0, k);
   }
 
   private sendNext(): void {
@@ -170,7 +170,8 @@ export class Forwarder {
           this.settle(e);
         }
         this.inFlight = null;
-        if (this.queue.length > 0) this.kick();
+        // What queued up during the flight is a batch already: no extra linger.
+        if (this.queue.length > 0 && this.mode === 'direct') this.sendNext();
       },
       (err: Error) => {
         this.inFlight = null;

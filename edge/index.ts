@@ -82,6 +82,7 @@ export async function start(config: EdgeConfigInput | EdgeConfig, ctx: Component
       }
     };
     await Promise.race([ensure(), sleep(3000)]);
+    kafkaSink?.warmUp().catch((err: Error) => log.warn({ err: err.message }, 'Kafka producer not connected yet; records spool until it is'));
   }
 
   let intakeOpen = true;

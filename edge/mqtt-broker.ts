@@ -118,10 +118,11 @@ export async function startEmbeddedBroker(cfg: EdgeConfig['embedded'], hooks: Br
           cert: readFileSync(tls.cert as string),
           key: readFileSync(tls.key as string),
           ...(tls.ca ? { ca: readFileSync(tls.ca), requestCert: true, rejectUnauthorized: tls.rejectUnauthorized } : {}),
+          highWaterMark: cfg.readBufferBytes,
         },
         broker.handle,
       )
-    : createNetServer(broker.handle);
+    : createNetServer({ highWaterMark: cfg.readBufferBytes }, broker.handle);
   await listen(server, cfg.port, cfg.host);
   const port = (server.address() as AddressInfo).port;
 

@@ -121,3 +121,26 @@ describe('edge > pipeline', () => {
     expect(goodReadings).toBe(10_000);
   });
 });
+
+describe('edge > decode fast validation', () => {
+  it('isValidReading accepts exactly what the Reading schema accepts', async () => {
+    const { isValidReading } = await import('./decode.ts');
+    const samples: unknown[] = [1, -1, 0, 1.5, NaN, Infinity, -0, 2 ** 53, 1e300, '1', '', 'a'.repeat(64), 'a'.repeat(65), 'a b', 'ü', null, undefined, true, {}, [], 'good', 'bad', 'great', 'degC', 'x'.repeat(32), 'x'.repeat(33)];
+    let seed = 3;
+    const pick = () => samples[(seed = (seed * 1103515245 + 12345) & 0x7fffffff) % samples.length];
+    let agreeValid = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const base: Record<string, unknown> = { site: 's1', line: 'l1', machine: 'm1', sensor: 't', ts: 1, value: 2, receivedAt: 3 };
+      const field = ['site', 'line', 'machine', 'sensor', 'ts', 'value', 'unit', 'quality', 'receivedAt', 'extra'][i % 10];
+      base[field] = pick();
+      if (i % 7 === 0) base.unit = pick();
+      const fast = isValidReading(base);
+      const slow = Reading.safeParse(base).success;
+      if (fast) expect(slow, JSON.stringify(base)).toBe(true);
+      // Where the slow path would accept, the fast one may only disagree for undefined optional keys.
+      if (slow && !fast) expect(Object.values(base).includes(undefined) || field === 'extra').toBe(true);
+      if (fast && slow) agreeValid++;
+    }
+    expect(agreeValid).toBeGreaterThan(1000);
+  });
+});

@@ -6,11 +6,13 @@
 import { TOPICS } from '../common/topics.ts';
 import type { DeadLetter } from '../common/messages.ts';
 import type { EdgeConfig } from './config.schema.ts';
-import { compileRule, matchTopic, renderKey, type CompiledRule } from './mapping.ts';
+import { compileRule, matchTopic, renderKey, type CompiledRule, type TopicMatch } from './mapping.ts';
 import { decodePlain, type Decoded, type Reject } from './decode.ts';
 import { parseSparkplugTopic, SparkplugSessions } from './sparkplug.ts';
 
 export const COMPONENT = 'edge';
+/** Distinct MQTT topics remembered by the mapping cache. */
+const TOPIC_CACHE_SIZE = 10_000;
 
 export interface InboundMessage {
   topic: string;
@@ -41,6 +43,8 @@ export interface IngestResult {
 
 export class Ingestor {
   private readonly rules: CompiledRule[];
+  /** Topic → mapping result; devices publish to a handful of topics each, over and over. */
+  private readonly topicCache = new Map<string, { match: TopicMatch | null; compiled: CompiledRule | null }>();
   readonly sparkplug: SparkplugSessions;
 
   constructor(private readonly cfg: EdgeConfig) {
@@ -50,9 +54,16 @@ export class Ingestor {
 
   ingest(msg: InboundMessage): IngestResult {
     const result: IngestResult = { records: [], readings: 0, rejects: [], rule: null, commands: [], sparkplugEvents: [] };
-    const match = matchTopic(this.rules, msg.topic);
-    if (!match) return result;
-    const compiled = this.rules.find((r) => r.rule === match.rule) as CompiledRule;
+    let cached = this.topicCache.get(msg.topic);
+    if (!cached) {
+      const m = matchTopic(this.rules, msg.topic);
+      cached = { match: m, compiled: m ? (this.rules.find((r) => r.rule === m.rule) as CompiledRule) : null };
+      // Bounded: a flood of distinct topics costs a re-match, never unbounded memory.
+      if (this.topicCache.size >= TOPIC_CACHE_SIZE) this.topicCache.clear();
+      this.topicCache.set(msg.topic, cached);
+    }
+    const { match, compiled } = cached;
+    if (!match || !compiled) return result;
     result.rule = match.rule.pattern;
     const v = this.cfg.validation;
     const opts = { receivedAt: msg.receivedAt, maxPastMs: v.maxPastMs, maxFutureMs: v.maxFutureMs, maxBatchReadings: v.maxBatchReadings };

@@ -7,6 +7,8 @@ import type { KafkaSink } from './forwarder.ts';
 import type { OutRecord } from './pipeline.ts';
 
 export interface KafkaProducerSink extends KafkaSink {
+  /** Connect ahead of the first send (failures are retried by the next send). */
+  warmUp(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -36,6 +38,7 @@ export function createKafkaSink(clients: KafkaClients, opts: { compression: 'non
   };
 
   return {
+    warmUp: () => connect().then(() => undefined),
     async send(records: OutRecord[]): Promise<void> {
       const p = await connect();
       const byTopic = new Map<string, { key: string; value: string; headers?: Record<string, string> }[]>();
