@@ -167,7 +167,7 @@ async function runPlant(file: string | undefined, o: RunOpts): Promise<void> {
     output,
     labels,
     speed,
-    tickMs: o.load !== undefined ? Math.min(cfg.clock.tickMs, 50) : cfg.clock.tickMs,
+    tickMs: cfg.clock.tickMs,
     startMs,
     endMs: durationS === undefined ? undefined : startMs + durationS * 1000,
     onLabel: (l) => {

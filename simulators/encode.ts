@@ -19,16 +19,23 @@ export interface JsonOptions {
   includeUnit: boolean;
 }
 
-function unitPart(e: Emission, o: JsonOptions): string {
-  return o.includeUnit ? `,"unit":${JSON.stringify(e.sensor.unit)}` : '';
+// Per-sensor strings computed once: the topic and the `,"unit":"…"` suffix (hot path of load mode).
+const topicCache = new WeakMap<object, { prefix: string; topic: string; unit: string }>();
+function sensorStrings(e: Emission, o: JsonOptions): { topic: string; unit: string } {
+  let c = topicCache.get(e.sensor);
+  if (!c || c.prefix !== o.topicPrefix) {
+    c = { prefix: o.topicPrefix, topic: `${o.topicPrefix}/${e.sensor.path}`, unit: `,"unit":${JSON.stringify(e.sensor.unit)}` };
+    topicCache.set(e.sensor, c);
+  }
+  return c;
 }
 
 export function readingJson(e: Emission, o: JsonOptions): string {
-  return `{"ts":${e.ts},"value":${e.value}${unitPart(e, o)}}`;
+  return '{"ts":' + e.ts + ',"value":' + e.value + (o.includeUnit ? sensorStrings(e, o).unit : '') + '}';
 }
 
 export function topicOf(e: Emission, o: JsonOptions): string {
-  return `${o.topicPrefix}/${e.sensor.path}`;
+  return sensorStrings(e, o).topic;
 }
 
 /** One message per reading, in send order. */
@@ -45,26 +52,30 @@ export function encodeJson(emissions: Emission[], o: JsonOptions, out: OutMessag
  * each. A malformed emission is sent on its own, after the sensor's readings before it.
  */
 export function encodeBatch(emissions: Emission[], o: JsonOptions & { batchMax: number }, out: OutMessage[] = []): OutMessage[] {
-  const open = new Map<string, { topic: string; parts: string[] }>();
-  const flush = (key: string) => {
-    const g = open.get(key);
-    if (!g || g.parts.length === 0) return;
-    out.push({ topic: g.topic, payload: `[${g.parts.join(',')}]`, readings: g.parts.length });
-    g.parts = [];
+  // Strings are appended in place (V8 ropes) rather than collected and joined: less garbage.
+  const open = new Map<object, { topic: string; unit: string; body: string; count: number }>();
+  const flush = (g: { topic: string; body: string; count: number }) => {
+    if (g.count === 0) return;
+    out.push({ topic: g.topic, payload: g.body + ']', readings: g.count });
+    g.body = '';
+    g.count = 0;
   };
   for (const e of emissions) {
-    const key = e.sensor.path;
-    let g = open.get(key);
-    if (!g) open.set(key, (g = { topic: topicOf(e, o), parts: [] }));
+    let g = open.get(e.sensor);
+    if (!g) {
+      const ss = sensorStrings(e, o);
+      g = { topic: ss.topic, unit: o.includeUnit ? ss.unit : '', body: '', count: 0 };
+      open.set(e.sensor, g);
+    }
     if (e.malformed !== undefined) {
-      flush(key);
+      flush(g);
       out.push({ topic: g.topic, payload: e.malformed, readings: 0 });
       continue;
     }
-    g.parts.push(readingJson(e, o));
-    if (g.parts.length >= o.batchMax) flush(key);
+    g.body += (g.count === 0 ? '[{"ts":' : ',{"ts":') + e.ts + ',"value":' + e.value + g.unit + '}';
+    if (++g.count >= o.batchMax) flush(g);
   }
-  for (const key of open.keys()) flush(key);
+  for (const g of open.values()) flush(g);
   return out;
 }
 

@@ -40,8 +40,9 @@ export interface SensorModel {
   rateHz: number;
   noiseStd: number;
   quantum: number;
-  /** Decimal places of `quantum`, to print 0.3 rather than 0.30000000000000004. */
+  /** Decimal places of `quantum`, to print 0.3 rather than 0.30000000000000004; scale = 10^decimals. */
   decimals: number;
+  scale: number;
   stream: number;
   /** Per-unit calibration offset (a real fleet is never identical). */
   offset: number;
@@ -216,6 +217,7 @@ export class MachineModel {
         noiseStd: found.def.noise * (w.noise ?? 1),
         quantum,
         decimals: decimalsOf(quantum),
+        scale: 10 ** decimalsOf(quantum),
         stream,
         offset: found.def.noise * 0.8 * (uniform(stream, 0, 17) - 0.5),
       };
@@ -353,8 +355,7 @@ export class MachineModel {
 
   private quantise(s: SensorModel, v: number): number {
     if (s.quantum > 0) v = Math.round(v / s.quantum) * s.quantum;
-    const f = 10 ** s.decimals;
-    return Math.round(v * f) / f;
+    return Math.round(v * s.scale) / s.scale;
   }
 
   /** Value of sensor `s` at sample k with physical faults and drift but no stuck/spike (for `stuck`). */

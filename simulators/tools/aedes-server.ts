@@ -10,10 +10,13 @@ import type { AddressInfo } from 'node:net';
 
 const { Aedes } = await import('aedes');
 const broker = await Aedes.createBroker();
-const stats = { messages: 0, readings: 0, bytes: 0, unparsable: 0 };
+const stats = { messages: 0, readings: 0, bytes: 0, unparsable: 0, firstAt: 0, lastAt: 0 };
 const countReadings = process.argv.includes('--count-readings');
 broker.on('publish', (packet: { topic: string; payload: Buffer | string }, client: unknown) => {
   if (!client) return; // $SYS and will messages
+  const now = Date.now();
+  if (stats.messages === 0) stats.firstAt = now;
+  stats.lastAt = now;
   stats.messages++;
   const len = typeof packet.payload === 'string' ? Buffer.byteLength(packet.payload) : packet.payload.length;
   stats.bytes += len;
@@ -33,7 +36,7 @@ server.listen(port, '127.0.0.1', () => {
 process.on('message', (m: { cmd: string }) => {
   if (m.cmd === 'stats') process.send?.({ stats });
   if (m.cmd === 'reset') {
-    stats.messages = stats.readings = stats.bytes = stats.unparsable = 0;
+    stats.messages = stats.readings = stats.bytes = stats.unparsable = stats.firstAt = stats.lastAt = 0;
     process.send?.({ reset: true });
   }
 });
