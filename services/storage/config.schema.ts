@@ -35,6 +35,9 @@ export const StorageConfig = z.strictObject({
   commitIntervalMs: positiveInt().default(200),
   /** close(): time allowed to write what is buffered; what is left is replayed after restart. */
   drainTimeoutMs: positiveInt().default(10_000),
+  /** Kafka group session: a crashed writer's partitions move to another member after this long. */
+  sessionTimeoutMs: positiveInt().default(30_000),
+  heartbeatIntervalMs: positiveInt().default(3_000),
   /** Kafka partitions processed at the same time. */
   partitionsConsumedConcurrently: positiveInt().max(64).default(6),
   /** InfluxDB HTTP request timeout. */

@@ -72,7 +72,7 @@ export async function start(config: StorageConfig, ctx: ComponentContext, influx
   await ensureTopics(ctx.kafka);
   const producer: Producer = ctx.kafka.producer({ allowAutoTopicCreation: false });
   await producer.connect();
-  const consumer: Consumer = ctx.kafka.consumer({ groupId: cfg.groupId, allowAutoTopicCreation: false });
+  const consumer: Consumer = ctx.kafka.consumer({ groupId: cfg.groupId, allowAutoTopicCreation: false, sessionTimeout: cfg.sessionTimeoutMs, heartbeatInterval: cfg.heartbeatIntervalMs });
 
   const lag = getOrCreate(
     ctx.metrics,

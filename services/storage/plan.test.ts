@@ -24,7 +24,7 @@ describe('services/storage/plan', () => {
   });
 
   it('capPoints merges neighbours keeping min and max', () => {
-    const pts = Array.from({ length: 10 }, (_, i) => ({ ts: i, value: i }));
+    const pts: { ts: number; value: number; min?: number; max?: number }[] = Array.from({ length: 10 }, (_, i) => ({ ts: i, value: i }));
     const capped = capPoints(pts, 3);
     expect(capped.length).toBeLessThanOrEqual(3);
     expect(capped[0]).toEqual({ ts: 0, value: 1.5, min: 0, max: 3 });
