@@ -213,5 +213,50 @@ describeWith([], 'services > anomaly > service (embedded Kafka)', () => {
     expect(sensorScores(scores, 'm').filter((s) => afterIds.has(readingId(s))).every((s) => s.modelVersion === 'replay-v2')).toBe(true);
     await h.close();
   });
+
+  it('POST /retrain learns a fresh model from history, checkpoints it and makes it live; a restart keeps it', async () => {
+    const dataDir = await tempDir();
+    const topic = 'readings-retrain';
+    let h = await service(dataDir, topic, { limits: { 'retrain/line1/m0/s0': { upper: 1000 } } });
+    const t0 = 1_600_000_000_000;
+    const history = makeReadings({ machines: 1, sensors: 2, perStream: 40, site: 'retrain', t0 });
+    await produceReadings(producer, topic, history, { perRecord: 4, timestamp: t0 });
+    await waitFor(() => sensorScores(scores, 'm').filter((s) => s.site === 'retrain').length >= history.length, 30_000, 'live scored');
+    const before = h.modelVersion();
+
+    const res = await fetch(`${h.opsUrl}/retrain`, { method: 'POST', body: JSON.stringify({ from: t0, modelVersion: 'retrained-1' }) });
+    expect(res.status).toBe(202);
+    const done = await h.waitForJob(((await res.json()) as { id: string }).id);
+    expect(done).toMatchObject({ state: 'done', promoted: true, readingsScored: history.length, kind: 'retrain' });
+    expect(h.modelVersion()).toBe('retrained-1');
+    const models = await h.models();
+    expect(models.live).toBe('retrained-1');
+    expect(models.versions.map((m) => m.modelVersion).sort()).toEqual([before, 'retrained-1'].sort());
+    expect(models.versions.find((m) => m.modelVersion === 'retrained-1')!.origin).toBe('retrain');
+    const metrics = await (await fetch(`${h.opsUrl}/metrics`)).text();
+    expect(metrics).toMatch(/plantwatch_anomaly_model_info\{model_version="retrained-1",origin="retrain"\} 1/);
+
+    // Configured limits reach the promoted model: a rising stream gets a time-to-limit.
+    const rising = Array.from({ length: 30 }, (_, i) => ({ site: 'retrain', line: 'line1', machine: 'm0', sensor: 's0', ts: t0 + 100_000 + i * 1000, value: 900 + i * 2, receivedAt: 0 }));
+    await produceReadings(producer, topic, rising, { perRecord: 30 });
+    const risingIds = new Set(rising.map(readingId));
+    await waitFor(() => sensorScores(scores, 'm').filter((s) => risingIds.has(readingId(s))).length >= rising.length, 30_000, 'rising scored');
+    const last = sensorScores(scores, 'm').filter((s) => risingIds.has(readingId(s))).at(-1)!;
+    expect(last.modelVersion).toBe('retrained-1');
+    expect(typeof last.timeToLimitMs).toBe('number');
+
+    await h.close();
+    h = await service(dataDir, topic);
+    expect(h.modelVersion()).toBe('retrained-1');
+    await h.close();
+
+    // Another instance, elsewhere, loads that model as a pre-trained file.
+    const folder = join(dataDir, 'anomaly', 'models', 'retrained-1');
+    const other = await service(await tempDir(), topic, { model: { path: join(folder, 'model.json') }, groupId: 'retrain-other' });
+    expect(other.modelVersion()).toBe('retrained-1');
+    const meta = (await other.checkpoint());
+    expect(meta).toMatchObject({ modelVersion: 'retrained-1', origin: 'pretrained', parent: 'retrained-1', details: { source: folder + '/model.json' } });
+    await other.close();
+  });
 });
 
