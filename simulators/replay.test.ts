@@ -44,7 +44,8 @@ async function subscribe(topic: string) {
 }
 
 describe('simulators > replay', () => {
-  it('keeps file order and the original spacing ÷ speed, each row within 100 ms (median within 15 ms)', async () => {
+  // retry: a CPU-starved shared machine can stall the event loop for 100s of ms; a real pacing bug fails every try.
+  it('keeps file order and the original spacing ÷ speed, median row within 20 ms, 90 % within 60 ms', { retry: 2 }, async () => {
     // Irregular gaps from 0.2 s to 6 s, replayed ×40: 5 ms to 150 ms apart, ~2 s in all.
     const t0 = Date.parse('2024-03-01T00:00:00Z');
     const rows: { ts: number; value: number }[] = [];
@@ -66,10 +67,15 @@ describe('simulators > replay', () => {
     expect(sub.got.map((g) => g.body.value)).toEqual(rows.map((r) => r.value));
     expect(sub.got.map((g) => g.body.ts)).toEqual(rows.map((r) => r.ts));
     const errors = sub.got.map((g, i) => Math.abs(g.at - sub.got[0].at - (rows[i].ts - t0) / speed));
-    // Generous bounds: CI runs two test files at once on two cores, and timers can be late under load.
+    // Robust bounds: CI runs two test files at once on two cores, so a row can be stalled now and
+    // then; pacing that ignored the timestamps or the speed would miss these by hundreds of ms.
     const shown = errors.map((e) => e.toFixed(1)).join(' ');
-    expect(Math.max(...errors), shown).toBeLessThan(100);
-    expect([...errors].sort((a, b) => a - b)[20], shown).toBeLessThan(15);
+    const sorted = [...errors].sort((a, b) => a - b);
+    expect(sorted[20], shown).toBeLessThan(20); // median
+    expect(sorted[35], shown).toBeLessThan(60); // 90th percentile
+    const span = sub.got[39].at - sub.got[0].at;
+    const expectedSpan = (rows[39].ts - t0) / speed;
+    expect(Math.abs(span - expectedSpan) / expectedSpan, shown).toBeLessThan(0.1);
   });
 
   it('replays a NAB file (timestamp,value) in order with its timestamps as UTC', async () => {
