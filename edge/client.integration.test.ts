@@ -7,13 +7,19 @@ import mqtt from 'mqtt';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { silentLogger } from '../common/logger.ts';
+import { createRegistry } from '../common/metrics.ts';
+import { Reading } from '../common/messages.ts';
 import { describeWith } from '../test/helpers/integration.ts';
+import { startTestBroker } from '../test/helpers/kafka.ts';
+import { readTopic } from './testdata/kafka-read.ts';
 import { startMosquitto, type MosquittoHandle } from '../test/helpers/mosquitto.ts';
 import { start } from './index.ts';
 import type { EdgeConfigInput } from './config.schema.ts';
 import { MemorySink, testContext } from './testing.ts';
 
-describeWith(['mosquitto'], 'edge > client mode (Mosquitto)', () => {
+describeWith(['mosquitto', 'mosquitto_pub'], 'edge > client mode (Mosquitto)', () => {
   let broker: MosquittoHandle;
   beforeAll(async () => {
     broker = await startMosquitto();
@@ -29,6 +35,25 @@ describeWith(['mosquitto'], 'edge > client mode (Mosquitto)', () => {
     for (let i = 0; i < n; i++) await dev.publishAsync(topic(i), JSON.stringify({ ts: Date.now(), value: i }), { qos: 1 });
     await dev.endAsync();
   }
+
+  it('mosquitto_pub → Mosquitto → bridge → Kafka (embedded Kafka-protocol broker)', async () => {
+    const k = await startTestBroker();
+    try {
+      const edge = await start(cfg('pw-edge-kafka'), { logger: silentLogger(), metrics: createRegistry('edge'), kafka: k.kafka, dataDir: mkdtempSync(join(tmpdir(), 'pw-edge-')) });
+      const lines = Array.from({ length: 200 }, (_, i) => JSON.stringify({ ts: Date.now(), value: i })).join('\n') + '\n';
+      execFileSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(broker.port), '-q', '1', '-t', 'plant/site9/line2/mixer/speed', '-l'], { input: lines });
+      execFileSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(broker.port), '-q', '1', '-t', 'plant/site9/line2/mixer/speed', '-m', 'garbage']);
+      const recs = await readTopic(k.kafka, 'plantwatch.readings', 200);
+      expect(recs).toHaveLength(200);
+      expect(recs.map((r) => Reading.parse(JSON.parse(r.value)).value).sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+      expect(new Set(recs.map((r) => r.key))).toEqual(new Set(['site9/line2/mixer']));
+      const dead = await readTopic(k.kafka, 'plantwatch.deadletter', 1);
+      expect(dead.map((d) => JSON.parse(d.value).code)).toEqual(['PAYLOAD_NOT_DECODABLE']);
+      await edge.close();
+    } finally {
+      await k.close();
+    }
+  });
 
   it('relays device messages from Mosquitto to Kafka records with key and headers', async () => {
     const sink = new MemorySink();
