@@ -28,6 +28,10 @@ export class SensorChart {
   private lastDrawAt = 0;
   alerts: Alert[] = [];
   windowMs: number;
+  /** Live mode: zoom to the data while there is less of it than the window (fresh start). */
+  fitToData = false;
+  /** The newest score came from a model still learning this sensor: not trusted. */
+  warmingUp = false;
 
   constructor(
     readonly sensor: string,
@@ -111,11 +115,13 @@ export class SensorChart {
     }
     (this.el.querySelector('.chart-value') as HTMLElement).textContent = lastValue === null ? '—' : formatNumber(lastValue) + (this.unit ? ` ${this.unit}` : '');
     const sc = this.el.querySelector('.chart-score') as HTMLElement;
-    sc.textContent = lastScore === null ? '' : `score ${(lastScore * 100).toFixed(0)}%`;
-    sc.className = `chart-score ${lastScore === null ? '' : lastScore >= 0.9 ? 'critical' : lastScore >= 0.7 ? 'warning' : 'ok'}`;
+    sc.textContent = lastScore === null ? '' : this.warmingUp ? 'model learning' : `score ${(lastScore * 100).toFixed(0)}%`;
+    sc.className = `chart-score ${lastScore === null || this.warmingUp ? 'learning' : lastScore >= 0.9 ? 'critical' : lastScore >= 0.7 ? 'warning' : 'ok'}`;
     this.el.dataset.points = String(n);
     this.el.dataset.lastTs = n ? String(this.keys[lastIdx]) : '';
-    const scaleX = { min: cutoff / 1000, max: now / 1000 };
+    const first = n ? this.keys[0] : now;
+    const from = this.fitToData ? Math.max(cutoff, Math.min(first, now - 60_000)) : cutoff;
+    const scaleX = { min: from / 1000, max: now / 1000 };
     if (!this.plot) {
       this.plot = new uPlot(this.options(), data, this.plotEl);
     } else {
@@ -146,7 +152,12 @@ export class SensorChart {
       height: this.height(),
       legend: { show: false },
       cursor: { drag: { x: false, y: false }, points: { size: 8 } },
-      scales: { x: { time: true }, score: { range: [0, 1] } },
+      scales: {
+        x: { time: true },
+        // A flat signal still gets a readable axis around its value.
+        y: { range: (_u, min, max) => (min === max ? [min - Math.max(1, Math.abs(min) * 0.05), max + Math.max(1, Math.abs(max) * 0.05)] : uPlot.rangeNum(min, max, 0.1, true)) },
+        score: { range: [0, 1] },
+      },
       axes: [
         { ...axisStyle },
         { ...axisStyle, size: 64, values: (_u, vals) => vals.map((v) => formatNumber(v)) },
@@ -206,6 +217,6 @@ export function formatNumber(v: number): string {
   if (a >= 10000) return v.toFixed(0);
   if (a >= 100) return v.toFixed(1);
   if (a >= 1) return v.toFixed(2);
-  if (a === 0) return '0';
+  if (a < 1e-9) return '0';
   return v.toPrecision(3);
 }

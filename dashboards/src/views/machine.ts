@@ -42,6 +42,7 @@ export function machineView(model: PlantModel, live: LiveClient, site: string, l
     let c = charts.get(sensor);
     if (!c) {
       c = new SensorChart(sensor, units.get(sensor), range.windowMs);
+      c.fitToData = range.id === 'live';
       charts.set(sensor, c);
       chartsEl.querySelector('.loading')?.remove();
       const after = [...chartsEl.children].find((x) => (x as HTMLElement).dataset.sensor! > sensor);
@@ -65,6 +66,7 @@ export function machineView(model: PlantModel, live: LiveClient, site: string, l
           for (const p of s.points) c.addScore(p[0], p[1], p[2], p[3], p[4], p[5]);
         }
         for (const a of b.alerts) seenAlerts.set(a.fingerprint, a);
+        for (const s of b.latestScores) if (s.kind === 'sensor' && `${s.site}/${s.line}/${s.machine}` === key) chart(s.sensor).warmingUp = s.warmingUp;
         if (b.series.length === 0 && charts.size === 0) chartsEl.innerHTML = '<p class="muted loading">No data for this machine in this range yet.</p>';
       },
       onLive(p) {
@@ -75,7 +77,9 @@ export function machineView(model: PlantModel, live: LiveClient, site: string, l
         }
         for (const s of p.scores ?? []) {
           if (s.kind !== 'sensor' || `${s.site}/${s.line}/${s.machine}` !== key) continue;
-          chart(s.sensor).addScore(s.ts, s.value, s.predicted, s.lower, s.upper, s.likelihood);
+          const c = chart(s.sensor);
+          c.addScore(s.ts, s.value, s.predicted, s.lower, s.upper, s.likelihood);
+          c.warmingUp = s.warmingUp;
         }
         for (const a of p.alerts ?? []) if (`${a.site}/${a.line}/${a.machine}` === key) seenAlerts.set(a.fingerprint, a);
       },

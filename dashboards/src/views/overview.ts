@@ -63,7 +63,9 @@ export function overviewView(model: PlantModel, live: LiveClient): View {
         (t.querySelector('.tile-alerts') as HTMLElement).textContent = alerts.length ? `${alerts.length} alert${alerts.length > 1 ? 's' : ''}${unacked ? '' : ' ✔'}` : '';
         t.dataset.alerts = String(alerts.length);
         const w = model.worstScore(m);
-        (t.querySelector('.tile-score-value') as HTMLElement).textContent = Number.isFinite(w.likelihood) ? `${Math.round(w.likelihood * 100)}%` : w.warmingUp ? 'learning' : '—';
+        const sv = t.querySelector('.tile-score-value') as HTMLElement;
+        sv.textContent = Number.isFinite(w.likelihood) ? `${Math.round(w.likelihood * 100)}%` : w.warmingUp ? 'model learning…' : '—';
+        sv.classList.toggle('learning', !Number.isFinite(w.likelihood));
         (t.querySelector('.tile-score-sensor') as HTMLElement).textContent = w.likelihood >= WARN_LIKELIHOOD && w.sensor ? w.sensor : '';
         t.dataset.score = Number.isFinite(w.likelihood) ? w.likelihood.toFixed(3) : '';
         const values = [...m.sensors.values()].filter((r) => Number.isFinite(r.value)).sort((a, b) => a.sensor.localeCompare(b.sensor));
