@@ -23,7 +23,7 @@ describeWith([], 'services > anomaly > consumer group (child processes, SIGKILL)
 
   const group = { sessionTimeoutMs: 2000, heartbeatIntervalMs: 200, rebalanceTimeoutMs: 4000 };
 
-  async function instance(topic: string, dataDir?: string): Promise<ChildService> {
+  async function instance(topic: string, dataDir?: string, extra: Record<string, unknown> = {}): Promise<ChildService> {
     const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'pw-anomaly-')));
     dirs.push(dir);
     const c = await spawnService({
@@ -31,6 +31,7 @@ describeWith([], 'services > anomaly > consumer group (child processes, SIGKILL)
       dataDir: dir,
       detector: 'real',
       config: { inputTopic: topic, groupId: `group-${topic}`, group, batch: { maxWaitMs: 20 } },
+      ...extra,
     });
     children.push(c);
     return c;
@@ -70,33 +71,42 @@ describeWith([], 'services > anomaly > consumer group (child processes, SIGKILL)
     for (const d of dirs) await rm(d, { recursive: true, force: true });
   });
 
-  it('an instance killed mid-stream and restarted scores every reading at least once', async () => {
+  it('an instance killed after producing scores but before committing their offsets is replayed on restart: every reading scored at least once', async () => {
     const topic = 'readings-crash';
     const dataDir = await mkdtemp(join(tmpdir(), 'pw-anomaly-'));
-    let svc = await instance(topic, dataDir);
+    // The first instance SIGKILLs itself right after its 3rd produce was acknowledged: those scores
+    // are out, their offsets are not committed.
+    const first = await instance(topic, dataDir, { crashAfterSends: 3 });
     const readings = makeReadings({ machines: 20, sensors: 2, perStream: 60, site: 'crash' });
-    let killedAt = -1;
-    await produceSlowly(topic, readings, 24, 40, async (i) => {
-      if (i === 8) {
-        await waitFor(() => scoredIds('crash').length > 0, 20_000, 'first scores');
-        await svc.kill('SIGKILL');
-        killedAt = scoredIds('crash').length;
-        svc = await instance(topic, dataDir);
+    let scoredAtCrash = -1;
+    await produceSlowly(topic, readings, 24, 40, async () => {
+      if (scoredAtCrash < 0 && first.proc.exitCode === null && first.proc.signalCode === null) return;
+      if (scoredAtCrash < 0) {
+        await first.exited;
+        scoredAtCrash = new Set(scoredIds('crash')).size;
+        await instance(topic, dataDir);
       }
     });
+    await first.exited;
+    expect(first.proc.signalCode).toBe('SIGKILL');
+    if (scoredAtCrash < 0) {
+      scoredAtCrash = new Set(scoredIds('crash')).size;
+      await instance(topic, dataDir);
+    }
     const want = new Set(readings.map(readingId));
     await waitFor(() => new Set(scoredIds('crash')).size === want.size, 60_000, 'every reading scored');
     const ids = scoredIds('crash');
     expect(new Set(ids)).toEqual(want);
-    expect(killedAt).toBeGreaterThan(0);
-    expect(killedAt).toBeLessThan(want.size);
-    // At least once: duplicates are allowed (the batch in flight at the kill), losses are not.
-    console.info(`crash/restart: ${want.size} readings, ${ids.length} scores (${ids.length - want.size} replayed duplicates), ${killedAt} scored before the kill`);
+    expect(scoredAtCrash).toBeGreaterThan(0);
+    // The uncommitted batch was replayed and scored again: at least once, never lost.
+    expect(ids.length).toBeGreaterThan(want.size);
+    console.info(`crash/restart: ${want.size} readings, ${ids.length} scores (${ids.length - want.size} replayed), ${scoredAtCrash} scored before the crash`);
   });
 
-  it('two instances share the partitions; when one is killed the other takes its partitions over and nothing goes unscored', async () => {
+  it('two instances share the partitions; when one is killed the other takes its partitions over, replays its uncommitted batch, and nothing goes unscored', async () => {
     const topic = 'readings-pair';
-    const a = await instance(topic);
+    // A dies like the crash above (scores out, offsets not committed), after its 4th acknowledged produce.
+    const a = await instance(topic, undefined, { crashAfterSends: 4 });
     const b = await instance(topic);
     await waitFor(
       async () => {
@@ -109,16 +119,15 @@ describeWith([], 'services > anomaly > consumer group (child processes, SIGKILL)
     );
     const before = { a: (await health(a.opsUrl)).partitions, b: (await health(b.opsUrl)).partitions };
     const readings = makeReadings({ machines: 24, sensors: 2, perStream: 50, site: 'pair' });
-    await produceSlowly(topic, readings, 20, 40, async (i) => {
-      if (i === 6) {
-        await waitFor(() => scoredIds('pair').length > 0, 20_000, 'first scores');
-        await a.kill('SIGKILL');
-      }
-    });
+    await produceSlowly(topic, readings, 20, 40);
+    await a.exited;
+    expect(a.proc.signalCode).toBe('SIGKILL');
     await waitFor(async () => (await health(b.opsUrl)).partitions.join() === '0,1,2,3', 30_000, 'survivor owns every partition', 100);
     const want = new Set(readings.map(readingId));
     await waitFor(() => new Set(scoredIds('pair')).size === want.size, 60_000, 'every reading scored');
     expect(new Set(scoredIds('pair'))).toEqual(want);
+    // B replayed A's uncommitted batch.
+    expect(scoredIds('pair').length).toBeGreaterThan(want.size);
     expect(before.a.length).toBeGreaterThan(0);
     expect(before.b.length).toBeGreaterThan(0);
     console.info(`pair: partitions before ${JSON.stringify(before)}, ${want.size} readings, ${scoredIds('pair').length} scores`);

@@ -221,7 +221,12 @@ export async function start(configInput: AnomalyConfig, ctx: ComponentContext, d
   }
 
   // ---- promote / rescore ----
-  async function swapLive(next: LiveModel): Promise<void> {
+  const swapLock = new Lock();
+  function swapLive(next: LiveModel): Promise<void> {
+    return swapLock.run(() => swapLiveNow(next));
+  }
+
+  async function swapLiveNow(next: LiveModel): Promise<void> {
     next.detector.setLimits?.({ ...config.limits });
     // Save the outgoing version first, so it can be promoted back.
     await checkpoint().catch((err) => log.error({ err }, 'checkpoint of the outgoing model failed'));

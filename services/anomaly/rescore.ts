@@ -186,6 +186,11 @@ export class RescoreJob {
 
   async cancel(): Promise<void> {
     if (this.isFinal()) return;
+    // Already saving/promoting: let that finish rather than pull the detector from under it.
+    if (this.finishing) {
+      await this.done;
+      return;
+    }
     this.finishing = true;
     this.status.state = 'cancelled';
     await this.pipeline?.stop().catch(() => undefined);

@@ -89,6 +89,8 @@ export const readingId = (r: { site: string; line: string; machine: string; sens
 
 export interface ChildService {
   proc: ChildProcess;
+  /** Resolves when the process exits (by itself or killed). */
+  exited: Promise<void>;
   opsUrl: string;
   stderr: string[];
   kill(signal?: NodeJS.Signals): Promise<void>;
@@ -122,6 +124,7 @@ export async function spawnService(spec: Record<string, unknown>, timeoutMs = 30
   });
   return {
     proc,
+    exited,
     opsUrl: ready.opsUrl,
     stderr,
     kill: async (signal = 'SIGKILL') => {

@@ -5,7 +5,7 @@
  *
  * Prints one JSON line `{"ready":true,"opsUrl":...}` once consuming; SIGTERM closes gracefully.
  */
-import { createKafkaClients } from '../../../common/kafka.ts';
+import { createKafkaClients, type KafkaClients } from '../../../common/kafka.ts';
 import { KafkaClientConfig } from '../../../common/config/fragments.ts';
 import { createLogger } from '../../../common/logger.ts';
 import { createRegistry } from '../../../common/metrics.ts';
@@ -18,11 +18,31 @@ interface RunSpec {
   config?: Record<string, unknown>;
   detector?: 'real' | 'fake';
   clientId?: string;
+  /**
+   * Crash test: SIGKILL this process right after its Nth produce was acknowledged, i.e. after the
+   * scores are out and before the offsets can be committed.
+   */
+  crashAfterSends?: number;
 }
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as RunSpec;
 const logger = createLogger({ level: (process.env.LOG_LEVEL as 'warn' | undefined) ?? 'warn', destination: process.stderr });
-const kafka = createKafkaClients({ ...KafkaClientConfig.parse({}), clientId: spec.clientId ?? 'anomaly-test', brokers: spec.brokers }, logger);
+const clients = createKafkaClients({ ...KafkaClientConfig.parse({}), clientId: spec.clientId ?? 'anomaly-test', brokers: spec.brokers }, logger);
+let sends = 0;
+const kafka: KafkaClients = {
+  ...clients,
+  producer: (opts) => {
+    const producer = clients.producer(opts);
+    if (!spec.crashAfterSends) return producer;
+    const sendBatch = producer.sendBatch.bind(producer);
+    producer.sendBatch = async (batch) => {
+      const result = await sendBatch(batch);
+      if (++sends === spec.crashAfterSends) process.kill(process.pid, 'SIGKILL');
+      return result;
+    };
+    return producer;
+  },
+};
 const handle = await start(
   AnomalyConfig.parse({ httpPort: 0, ...spec.config }),
   { logger, metrics: createRegistry('anomaly'), kafka, dataDir: spec.dataDir },
