@@ -68,7 +68,7 @@ export const AlertsConfig = z.strictObject({
       whenMachineOffline: z.boolean().default(true),
     })
     .prefault({}),
-  /** Base URL of the dashboards; notifications link to `<dashboardUrl>/machines/<site>/<line>/<machine>`. */
+  /** Base URL of the dashboards; notifications link to the machine view `<dashboardUrl>/#/machine/<site>/<line>/<machine>`. */
   dashboardUrl: z.string().default('http://localhost:8080'),
   /** State journal and outbox folder; relative paths are under the platform data dir. */
   stateDir: z.string().default('alerts'),

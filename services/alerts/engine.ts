@@ -75,6 +75,8 @@ export class AlertEngine {
   /** Wall-clock time data last arrived, per sensor key and per machine key. */
   private readonly sensorSeen = new Map<string, number>();
   private readonly machineSeen = new Map<string, number>();
+  /** Sensor and machine keys with an open deadman alert. */
+  private readonly silentTargets = new Set<string>();
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
@@ -211,7 +213,11 @@ export class AlertEngine {
     if (!this.machineSeen.has(mk)) this.opts.persist({ t: 'seen', machine: mk });
     this.sensorSeen.set(sk, now);
     this.machineSeen.set(mk, now);
-    // Data is back: close the deadman alerts of this sensor and its machine.
+    // Data is back: close the deadman alerts of this sensor and its machine (a set lookup first:
+    // this runs for every reading).
+    if (!this.silentTargets.has(sk) && !this.silentTargets.has(mk)) return;
+    this.silentTargets.delete(sk);
+    this.silentTargets.delete(mk);
     for (const rule of this.effectiveRules) {
       if (rule.type !== 'deadman') continue;
       const target = rule.per === 'machine' ? { site: t.site, line: t.line, machine: t.machine } : t;
@@ -233,6 +239,7 @@ export class AlertEngine {
         const fp = fingerprintOf(rule.id, target);
         const rec = this.alerts.get(fp);
         if (rec && rec.alert.status !== 'resolved') continue;
+        this.silentTargets.add(key);
         this.open(rule, target, 'firing', round((now - at) / 1000), rule.afterMs / 1000, now);
       }
     }
@@ -412,6 +419,11 @@ export class AlertEngine {
       }
     }
     this.recomputeRules();
+    for (const { alert, ruleType } of this.alerts.values()) {
+      if (ruleType === 'deadman' && alert.status !== 'resolved') {
+        this.silentTargets.add(alert.sensor !== undefined ? sensorKey(alert) : machineKey(alert));
+      }
+    }
   }
 
   /** Counts of open alerts by status and severity (for the gauge). */

@@ -109,7 +109,7 @@ describe('services > alerts > service (real HTTP receivers)', () => {
     expect(p1.status).toBe('firing');
     expect(p1.alerts).toHaveLength(1);
     expect(p1.alerts[0]).toMatchObject({ rule: 'anomaly', status: 'firing', sensor: 'temp', severity: 'critical', values: { value: 0.97, threshold: 0.9 }, endsAt: null });
-    expect(p1.alerts[0].dashboardUrl).toBe('http://dash.test/machines/plant1/l1/press');
+    expect(p1.alerts[0].dashboardUrl).toBe('http://dash.test/#/machine/plant1/l1/press');
     expect(firing.headers['content-type']).toBe('application/json');
 
     svc.ingestScore(score('temp', 0.1));

@@ -82,7 +82,7 @@ describe('services > alerts > webhook', () => {
       groupLabels: { site: 's1', line: 'l1', machine: 'm 1' },
       commonLabels: { alertname: 'anom', site: 's1', line: 'l1', machine: 'm 1', severity: 'warning' },
       truncatedAlerts: 1,
-      dashboardUrl: 'http://dash.example/machines/s1/l1/m%201',
+      dashboardUrl: 'http://dash.example/#/machine/s1/l1/m%201',
     });
     expect(body.alerts).toHaveLength(2);
     expect(body.alerts[0]).toMatchObject({
@@ -101,14 +101,14 @@ describe('services > alerts > webhook', () => {
     expect(slack.text).toBe('[FIRING:1, resolved:1] s1/l1/m 1');
     expect(slack.blocks[1].text.text).toContain('likelihood high on a');
     expect(slack.blocks[1].text.text).toContain(':white_check_mark:');
-    expect(slack.blocks[2].elements[0].url).toBe('http://dash/machines/s1/l1/m%201');
+    expect(slack.blocks[2].elements[0].url).toBe('http://dash/#/machine/s1/l1/m%201');
     const teams = JSON.parse(renderBody({ name: 'teams', type: 'teams' }, notification(alerts), alerts, 'http://dash', 10));
     const card = teams.attachments[0].content;
     expect(teams.type).toBe('message');
     expect(card.type).toBe('AdaptiveCard');
     expect(card.body[0].text).toBe('[FIRING:1, resolved:1] s1/l1/m 1');
     expect(card.body).toHaveLength(3);
-    expect(card.actions[0].url).toBe('http://dash/machines/s1/l1/m%201');
+    expect(card.actions[0].url).toBe('http://dash/#/machine/s1/l1/m%201');
   });
 
   it('parses Retry-After as seconds or an HTTP date', () => {

@@ -109,7 +109,7 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 
 export function machineDashboardUrl(base: string, a: { site: string; line: string; machine: string }): string {
   const trimmed = base.replace(/\/+$/, '');
-  return `${trimmed}/machines/${encodeURIComponent(a.site)}/${encodeURIComponent(a.line)}/${encodeURIComponent(a.machine)}`;
+  return `${trimmed}/#/machine/${encodeURIComponent(a.site)}/${encodeURIComponent(a.line)}/${encodeURIComponent(a.machine)}`;
 }
 
 function alertPayload(rec: AlertRecord, dashboardUrl: string): GenericAlertPayload {
