@@ -6,16 +6,20 @@
  */
 import { Reading, describeZodError } from '../common/messages.ts';
 
-export type RejectCode =
-  | 'PAYLOAD_OVERSIZE'
-  | 'PAYLOAD_EMPTY'
-  | 'PAYLOAD_NOT_DECODABLE'
-  | 'READING_INVALID'
-  | 'TIMESTAMP_OUT_OF_RANGE'
-  | 'BATCH_TOO_LARGE'
-  | 'SPARKPLUG_NOT_DECODABLE'
-  | 'SPARKPLUG_BEFORE_BIRTH'
-  | 'SPARKPLUG_UNKNOWN_ALIAS';
+/** Dead-letter codes of the edge bridge: stable, documented in README.md (a test checks), never reused. */
+export const REJECT_CODES = [
+  'PAYLOAD_OVERSIZE',
+  'PAYLOAD_EMPTY',
+  'PAYLOAD_NOT_DECODABLE',
+  'READING_INVALID',
+  'TIMESTAMP_OUT_OF_RANGE',
+  'BATCH_TOO_LARGE',
+  'SPARKPLUG_NOT_DECODABLE',
+  'SPARKPLUG_BEFORE_BIRTH',
+  'SPARKPLUG_UNKNOWN_ALIAS',
+  'DECODER_FAILED',
+] as const;
+export type RejectCode = (typeof REJECT_CODES)[number];
 
 export interface Reject {
   code: RejectCode;

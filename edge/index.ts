@@ -112,7 +112,7 @@ export async function start(config: EdgeConfigInput | EdgeConfig, ctx: Component
       // A decoder bug must not take the bridge down or lose the message: dead-letter it as is.
       log.error({ err, topic: msg.topic }, 'decoder failed');
       metrics.deadLettered.inc({ code: 'DECODER_FAILED' });
-      records = [deadLetterRecord(msg, { code: 'PAYLOAD_NOT_DECODABLE', reason: `decoder failed: ${(err as Error).message}`, raw: msg.payload })];
+      records = [deadLetterRecord(msg, { code: 'DECODER_FAILED', reason: `decoder failed: ${(err as Error).message}`, raw: msg.payload })];
     }
     if (records.length === 0) return;
     const durable = forwarder.submit(records);
