@@ -116,8 +116,10 @@ export async function start(configInput: AnomalyConfig, ctx: ComponentContext, d
         log.info({ modelVersion: current, streams: m.detector.streamCount() }, 'restored the last checkpoint');
         return m;
       } catch (err) {
-        // A damaged checkpoint must not keep the service down; the folder is left for inspection.
-        log.error({ err, modelVersion: current }, 'cannot restore the last checkpoint; starting a fresh model');
+        // A damaged checkpoint must not keep the service down; it is moved aside for inspection so
+        // the fresh model's checkpoints do not overwrite it.
+        const aside = await store.quarantine(current).catch(() => null);
+        log.error({ err, modelVersion: current, movedTo: aside }, 'cannot restore the last checkpoint; starting a fresh model');
       }
     }
     return fresh();
@@ -126,10 +128,14 @@ export async function start(configInput: AnomalyConfig, ctx: ComponentContext, d
   const topics: TopicSpec[] = [config.inputTopic, config.outputTopic, config.deadLetterTopic].map(
     (topic) => PLATFORM_TOPICS.find((t) => t.topic === topic) ?? { topic, numPartitions: 6 },
   );
-  await ensureTopics(ctx.kafka, topics);
-
   const producer = ctx.kafka.producer({ allowAutoTopicCreation: false, idempotent: false });
-  await producer.connect();
+  try {
+    await ensureTopics(ctx.kafka, topics);
+    await producer.connect();
+  } catch (err) {
+    live.detector.dispose();
+    throw new PlatformError('ANOMALY_START_FAILED', `cannot reach Kafka: ${(err as Error).message}`, { retriable: true, cause: err });
+  }
 
   const pipeline = createPipeline({
     name: 'live',

@@ -31,6 +31,8 @@ export interface GaugeSources {
 
 export function createAnomalyMetrics(registry: Registry, sources: GaugeSources): AnomalyMetrics {
   const registers = [registry];
+  // A restarted service in the same process re-registers its metrics on the component's registry.
+  for (const m of registry.getMetricsAsArray()) if (m.name.startsWith('plantwatch_anomaly_')) registry.removeSingleMetric(m.name);
   new prom.Gauge({
     name: 'plantwatch_anomaly_streams_active',
     help: 'Sensor streams the live detector holds state for',

@@ -284,6 +284,13 @@ export class ModelStore {
     await rename(tmp, join(this.dir, 'CURRENT'));
   }
 
+  /** Moves a version that cannot be restored aside (hidden from list/prune), so it is kept for inspection. */
+  async quarantine(version: string): Promise<string> {
+    const target = join(this.dir, `.damaged-${version}-${Date.now()}`);
+    await rename(this.versionDir(version), target);
+    return target;
+  }
+
   /** Deletes the oldest versions beyond `keep`, never one in `protect`. */
   async prune(keep: number, protect: string[]): Promise<string[]> {
     const all = await this.list();

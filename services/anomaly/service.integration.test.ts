@@ -2,7 +2,7 @@
  * The anomaly service against the embedded Kafka broker, in-process, with the real detector:
  * readings in → scores out, dead letters, checkpoint/restore, re-scoring by timestamp.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -160,6 +160,20 @@ describeWith([], 'services > anomaly > service (embedded Kafka)', () => {
     restored.dispose();
     fresh.dispose();
     await second.close();
+  });
+
+  it('a damaged last checkpoint does not keep the service down: it starts fresh and keeps the damaged folder aside', async () => {
+    const dataDir = await tempDir();
+    const models = join(dataDir, 'anomaly', 'models');
+    const version = DetectorConfig.parse({}).modelVersion;
+    await mkdir(join(models, version), { recursive: true });
+    await writeFile(join(models, version, 'model.json'), '{"format":"plantwatch-anomaly-detector","formatVersion":1,"snapshot":{"version":"garbage"}}');
+    await writeFile(join(models, 'CURRENT'), `${version}\n`);
+    const h = await service(dataDir, 'readings-damaged');
+    expect((await (await fetch(`${h.opsUrl}/healthz`)).json()) as { ok: boolean }).toMatchObject({ ok: true, streams: 0 });
+    expect((await readdir(models)).filter((n) => n.startsWith(`.damaged-${version}-`))).toHaveLength(1);
+    await h.close();
+    expect((await new ModelStore(models).load(version)).metadata?.origin).toBe('fresh');
   });
 
   it('re-scores history from a point in time into a new model version while live scoring goes on', async () => {
