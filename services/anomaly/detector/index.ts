@@ -98,10 +98,15 @@ interface SensorStateJson {
   trend: number;
   lastAlert: number;
   peak: number;
+  run: number;
+  runMax: number;
   lastSeen: number;
   novelty: NoveltyJson;
   nov: Hist;
   recMax: number;
+  recBlocks: number[];
+  recPos: number;
+  recFill: number;
   pat: number[];
   patLen: number;
   patPos: number;
@@ -113,11 +118,20 @@ interface Hist {
   histN: number;
   histMean: number;
   histVar: number;
-  /** Decaying maximum of the score (record calibration). */
+  /** Record calibration: maximum score of each of the last REC_BLOCKS blocks of the history window. */
   recMax: number;
+  recBlocks: number[];
+  recPos: number;
+  recFill: number;
 }
 
 const RECENT_TS = 8;
+/** The record is the maximum over the history window, kept as this many block maxima (bounded state). */
+const REC_BLOCKS = 8;
+
+function newHist(): Hist {
+  return { histN: 0, histMean: 0, histVar: 0, recMax: 0, recBlocks: new Array<number>(REC_BLOCKS).fill(0), recPos: 0, recFill: 0 };
+}
 /** Surprise is in decimal digits of improbability; beyond this it carries no more information. */
 const MAX_SURPRISE = 300;
 
@@ -150,10 +164,16 @@ class SensorState {
   trend = 0;
   lastAlert = -1e12;
   peak = 0;
+  /** Current run of identical values, and the longest recent run (decaying). */
+  run = 0;
+  runMax = 0;
   lastSeen = 0;
   novelty: NoveltyMemory;
-  nov: Hist = { histN: 0, histMean: 0, histVar: 0, recMax: 0 };
+  nov: Hist = newHist();
   recMax = 0;
+  recBlocks: number[] = new Array<number>(REC_BLOCKS).fill(0);
+  recPos = 0;
+  recFill = 0;
   /** Ring of stride-averaged values the pattern windows are cut from. */
   pat: Float64Array;
   patLen = 0;
@@ -200,7 +220,8 @@ class SensorState {
       short: Array.from(short),
       pat: Array.from(pat),
       novelty: novelty.toJson(),
-      nov: { ...this.nov },
+      nov: { ...this.nov, recBlocks: [...this.nov.recBlocks] },
+      recBlocks: [...this.recBlocks],
       recentTs: [...this.recentTs],
     } as SensorStateJson;
   }
@@ -213,7 +234,8 @@ class SensorState {
     s.short.set(short);
     s.pat.set(pat);
     s.novelty = NoveltyMemory.fromJson(novelty, nov.dim, nov.prototypes);
-    s.nov = { ...j.nov };
+    s.nov = { ...j.nov, recBlocks: [...j.nov.recBlocks] };
+    s.recBlocks = [...j.recBlocks];
     s.recentTs = [...j.recentTs];
     return s;
   }
@@ -343,6 +365,15 @@ export function likelihoodOf(z: number): number {
 }
 const Q3 = normalTail(3);
 
+/**
+ * Likelihood of a record ratio r (a score divided by the stream's recent record): r = 1 is a 3-sigma
+ * event, and z = 3r^3 keeps ordinary readings (r well below 1) near 0.5 while anything beyond the
+ * record climbs steeply towards 1.
+ */
+export function ratioLikelihood(r: number): number {
+  return likelihoodOf(3 * r * r * r);
+}
+
 export async function createDetector(
   config: DetectorConfig,
   deps: { logger?: Logger; now?: () => number } = {},
@@ -457,13 +488,22 @@ export async function createDetector(
    */
   function recordLikelihood(h: Hist, s: number, floor: number): number {
     if (h.histN < 8) return 0;
-    return likelihoodOf((3 * s) / Math.max(h.recMax, floor));
+    return ratioLikelihood(s / Math.max(h.recMax, floor));
   }
 
   function updateRecord(h: Hist, s: number, n: number): void {
     // The first readings only seed the scales; their transients must not set the bar for later.
     if (n <= cfg.warmupReadings) return;
-    h.recMax = Math.max(h.recMax * (1 - histAlpha), s);
+    const block = Math.max(1, Math.round(cfg.historyWindow / REC_BLOCKS));
+    if (h.recFill >= block) {
+      h.recPos = (h.recPos + 1) % REC_BLOCKS;
+      h.recBlocks[h.recPos] = 0;
+      h.recFill = 0;
+      h.recMax = Math.max(...h.recBlocks);
+    }
+    h.recFill++;
+    if (s > h.recBlocks[h.recPos]) h.recBlocks[h.recPos] = s;
+    if (s > h.recMax) h.recMax = s;
   }
 
   function updateHist(st: { histN: number; histMean: number; histVar: number }, u: number): void {
@@ -596,7 +636,7 @@ export async function createDetector(
         score.lower = st.level - cfg.bandSigmas * errSd;
         score.upper = st.level + cfg.bandSigmas * errSd;
         score.rawScore = u;
-        score.likelihood = surpriseToLikelihood(st, u);
+        score.likelihood = cfg.calibration === 'record' ? recordLikelihood(st, u, cfg.minSurpriseSpread) : surpriseToLikelihood(st, u);
         out.sensor.push(score);
         continue;
       }
@@ -647,7 +687,20 @@ export async function createDetector(
       if (cfg.rangeTolerance > 0 && st.n > cfg.warmupReadings && st.max > st.min) {
         const range = st.max - st.min;
         const excess = Math.max(r.value - st.max, st.min - r.value) / range;
-        if (excess > cfg.rangeTolerance) lik = Math.max(lik, likelihoodOf(3 + 3 * excess / cfg.rangeTolerance));
+        if (excess > cfg.rangeTolerance) lik = Math.max(lik, ratioLikelihood(1 + excess / cfg.rangeTolerance));
+      }
+      // Stuck sensor: a run of identical values twice as long as the longest run the stream showed
+      // recently (at least `stuckMinRun`) is reported once, at the moment it becomes that long.
+      if (p.hasLast) {
+        if (r.value === p.last) st.run++;
+        else {
+          st.runMax = Math.max(st.runMax, st.run);
+          st.run = 0;
+        }
+        st.runMax *= 1 - histAlpha;
+        if (st.run > 0 && st.n > cfg.warmupReadings && st.run === Math.max(cfg.stuckMinRun, Math.ceil(2 * st.runMax))) {
+          lik = Math.max(lik, ratioLikelihood(2));
+        }
       }
       if (st.n <= cfg.warmupReadings / 4) lik = 0;
       // One event, one alarm: within the refractory period after a peak only a higher likelihood

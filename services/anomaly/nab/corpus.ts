@@ -1,5 +1,6 @@
 /** Loads the NAB corpus (data, labels, profiles) from a folder laid out like `../shared/nab/`. */
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import type { CostProfile } from './scorer.ts';
 
@@ -85,4 +86,22 @@ export function loadProfiles(dir: string): Record<ProfileName, CostProfile> {
 /** Reads a published detector's results (`<detector>/<category>/<file>.csv` with `anomaly_score`). */
 export function loadReferenceScores(resultsDir: string, files: NabFile[]): Array<{ name: string; scores: number[] }> {
   return files.map((f) => ({ name: f.name, scores: readCsvColumns(join(resultsDir, f.name), 'anomaly_score').col }));
+}
+
+/**
+ * Reads a published detector's scores from the vendored form `reference-scores/<detector>.json.gz`
+ * (`{ "<category>/<file>.csv": [score per row] }`), falling back to the original per-file CSVs in
+ * `reference-results/<detector>/`.
+ */
+export function loadReference(dir: string, detector: string, files: NabFile[]): Array<{ name: string; scores: number[] }> {
+  const gz = join(dir, 'reference-scores', `${detector}.json.gz`);
+  if (existsSync(gz)) {
+    const all = JSON.parse(gunzipSync(readFileSync(gz)).toString('utf8')) as Record<string, number[]>;
+    return files.map((f) => {
+      const scores = all[f.name];
+      if (!scores || scores.length !== f.values.length) throw new Error(`${gz}: no or misaligned scores for ${f.name}`);
+      return { name: f.name, scores };
+    });
+  }
+  return loadReferenceScores(join(dir, 'reference-results', detector), files);
 }
