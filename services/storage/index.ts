@@ -120,12 +120,11 @@ export async function start(config: StorageConfig, ctx: ComponentContext, influx
       lag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(batch.offsetLag()));
       // Backpressure while the store is slow or away; keep the group membership alive meanwhile.
       let room = false;
-      void writer.waitForRoom().then(() => (room = true));
+      const roomReady = writer.waitForRoom().then(() => (room = true));
       while (!room && intakeOpen) {
-        await sleep(1000);
+        await Promise.race([roomReady, sleep(1000)]);
         if (!room) await heartbeat();
       }
-      await heartbeat();
     },
   });
 

@@ -2,88 +2,19 @@
  * The storage writer end to end on the embedded Kafka broker and the embedded store:
  * consume → validate → write → commit; dead letters; crash (SIGKILL) and restart without loss.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../common/logger.ts';
 import { createRegistry } from '../../common/metrics.ts';
 import { DeadLetter } from '../../common/messages.ts';
 import { TOPICS } from '../../common/topics.ts';
 import { startTestBroker, type TestBroker } from '../../test/helpers/kafka.ts';
-import { SENSORS_PER_RECORD, startStream, waitForCommitted, readingsRecord } from '../../test/helpers/storage-stream.ts';
-import { DEFAULT_STORE_OPTIONS, type StorageBackend } from './backend.ts';
+import { SENSORS_PER_RECORD, countReadings, killLeftoverRunners, readingsRecord, spawnRunner, startStream, waitForCommitted } from '../../test/helpers/storage-stream.ts';
+import { DEFAULT_STORE_OPTIONS } from './backend.ts';
 import { EmbeddedStore } from './embedded-store.ts';
 import { StorageConfig, start } from './index.ts';
-
-export async function countReadings(store: StorageBackend, from: number, to: number): Promise<number> {
-  let n = 0;
-  for (const m of await store.machines()) {
-    for (const s of await store.querySeries({ machine: m.machine, from, to, maxPoints: 10_000_000 })) {
-      expect(s.resolution).toBe('raw');
-      n += s.points.length;
-    }
-  }
-  return n;
-}
-
-export interface Runner {
-  child: ChildProcess;
-  exited: Promise<number | null>;
-  /** Signals the whole process group: npx, tsx and the node process that runs the writer. */
-  kill(signal: NodeJS.Signals): void;
-  /** SIGTERM to the writer's own node process (graceful close); resolves with the exit code. */
-  stop(): Promise<number | null>;
-}
-
-const liveRunners = new Set<Runner>();
-/** Kills runners a failed test left behind (only the ones this file started). */
-export function killLeftoverRunners(): void {
-  for (const r of liveRunners) r.kill('SIGKILL');
-}
-
-/** Starts the writer runner as its own process group (`npx tsx`), resolves when it consumes. */
-export async function spawnRunner(env: Record<string, string>): Promise<Runner> {
-  const child = spawn('npx', ['tsx', 'services/storage/testdata/writer-runner.ts'], {
-    cwd: join(import.meta.dirname, '../..'),
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-    detached: true,
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let innerPid = 0;
-  const runner: Runner = {
-    stop: async () => {
-      process.kill(innerPid, 'SIGTERM');
-      return exited;
-    },
-    child,
-    exited,
-    kill: (signal) => {
-      try {
-        process.kill(-child.pid!, signal);
-      } catch {
-        // already gone
-      }
-    },
-  };
-  liveRunners.add(runner);
-  void exited.then(() => liveRunners.delete(runner));
-  await new Promise<void>((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout! });
-    rl.on('line', (line) => {
-      if (line.includes('"ready":true')) {
-        innerPid = (JSON.parse(line) as { pid: number }).pid;
-        resolve();
-      }
-    });
-    void exited.then((code) => reject(new Error(`writer runner exited early (${code})`)));
-    setTimeout(() => reject(new Error('writer runner not ready in 30 s')), 30_000);
-  });
-  return runner;
-}
 
 describe('services/storage writer on Kafka (embedded store)', () => {
   let broker: TestBroker;
@@ -93,12 +24,15 @@ describe('services/storage writer on Kafka (embedded store)', () => {
     dirs.push(d);
     return d;
   };
-  beforeAll(async () => {
+  // One broker per test: each test's consumer group reads its topics from the beginning.
+  beforeEach(async () => {
     broker = await startTestBroker();
   });
-  afterAll(async () => {
+  afterEach(async () => {
     killLeftoverRunners();
     await broker?.close();
+  });
+  afterAll(() => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 

@@ -3,7 +3,11 @@
  * `plantwatch.readings` (10 sensors per record, unique event time per record), and a wait for the
  * writer's consumer group to have committed everything produced.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import type { KafkaClients, Producer } from '../../common/kafka.ts';
+import type { StorageBackend } from '../../services/storage/backend.ts';
 import type { Reading } from '../../common/messages.ts';
 import { TOPICS } from '../../common/topics.ts';
 
@@ -66,3 +70,72 @@ export async function waitForCommitted(kafka: KafkaClients, groupId: string, top
     await admin.disconnect();
   }
 }
+
+/** Counts stored readings through the store's own query API (raw points, de-duplicated). */
+export async function countReadings(store: StorageBackend, from: number, to: number): Promise<number> {
+  let n = 0;
+  for (const m of await store.machines()) {
+    for (const s of await store.querySeries({ machine: m.machine, from, to, maxPoints: 10_000_000 })) {
+      if (s.resolution !== 'raw') throw new Error(`expected raw points, got ${s.resolution}`);
+      n += s.points.length;
+    }
+  }
+  return n;
+}
+
+export interface Runner {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  /** Signals the whole process group: npx, tsx and the node process that runs the writer. */
+  kill(signal: NodeJS.Signals): void;
+  /** SIGTERM to the writer's own node process (graceful close); resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+const liveRunners = new Set<Runner>();
+/** Kills runners a failed test left behind (only the ones this file started). */
+export function killLeftoverRunners(): void {
+  for (const r of liveRunners) r.kill('SIGKILL');
+}
+
+/** Starts the writer runner as its own process group (`npx tsx`), resolves when it consumes. */
+export async function spawnRunner(env: Record<string, string>): Promise<Runner> {
+  const child = spawn('npx', ['tsx', 'services/storage/testdata/writer-runner.ts'], {
+    cwd: join(import.meta.dirname, '../..'),
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+    detached: true,
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let innerPid = 0;
+  const runner: Runner = {
+    stop: async () => {
+      process.kill(innerPid, 'SIGTERM');
+      return exited;
+    },
+    child,
+    exited,
+    kill: (signal) => {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        // already gone
+      }
+    },
+  };
+  liveRunners.add(runner);
+  void exited.then(() => liveRunners.delete(runner));
+  await new Promise<void>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      if (line.includes('"ready":true')) {
+        innerPid = (JSON.parse(line) as { pid: number }).pid;
+        resolve();
+      }
+    });
+    void exited.then((code) => reject(new Error(`writer runner exited early (${code})`)));
+    setTimeout(() => reject(new Error('writer runner not ready in 30 s')), 30_000);
+  });
+  return runner;
+}
+

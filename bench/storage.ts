@@ -1,0 +1,207 @@
+/**
+ * npm run bench:storage — points/s through the storage writer vs. the raw rate of the same store,
+ * measured in the same run:
+ *
+ * - InfluxDB 1.6 (private influxd): raw = POSTing the same line protocol to /write (same batch size
+ *   and concurrency as the writer); writer = Kafka-shaped records (JSON arrays of 10 readings) through
+ *   StorageWriter: JSON parse, zod validation, batching, InfluxStore (line protocol, cardinality
+ *   guard), offset tracking.
+ * - Embedded (DuckDB): raw = the DuckDB appender writing the same rows into a table of the same
+ *   shape; writer = the same records through StorageWriter into EmbeddedStore.
+ * - Optional third row per store (BENCH_KAFKA=1, default on): end to end from the embedded Kafka
+ *   broker (records produced beforehand, not timed) through the storage component until all offsets
+ *   are committed.
+ *
+ * Rounds alternate raw / writer and the best of each is reported (the machine is shared and noisy).
+ * Env: BENCH_POINTS (default 300000), BENCH_ROUNDS (default 3), BENCH_KAFKA (default 1).
+ */
+import { DuckDBInstance } from '@duckdb/node-api';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '../common/logger.ts';
+import { createRegistry } from '../common/metrics.ts';
+import type { Reading } from '../common/messages.ts';
+import { TOPICS } from '../common/topics.ts';
+import { DEFAULT_STORE_OPTIONS, type StorageBackend } from '../services/storage/backend.ts';
+import { EmbeddedStore } from '../services/storage/embedded-store.ts';
+import { InfluxStore } from '../services/storage/influx-store.ts';
+import { readingLine } from '../services/storage/schema.ts';
+import { StorageConfig, start } from '../services/storage/index.ts';
+import { StorageWriter, type WriterRecord } from '../services/storage/writer.ts';
+import { startInfluxd } from '../test/helpers/influxd.ts';
+import { startTestBroker } from '../test/helpers/kafka.ts';
+import { waitForCommitted } from '../test/helpers/storage-stream.ts';
+
+const POINTS = Number(process.env.BENCH_POINTS ?? 300_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const WITH_KAFKA = (process.env.BENCH_KAFKA ?? '1') !== '0';
+const PER_RECORD = 10;
+const MACHINES = 100;
+const BATCH = 5000;
+const CONCURRENCY = 2;
+
+interface Row {
+  store: string;
+  path: string;
+  points: number;
+  seconds: number;
+}
+
+/** Records like the edge bridge produces: one machine, 10 sensors, one timestamp; 1,000 series. */
+function makeRecords(base: number): { records: WriterRecord[]; readings: Reading[] } {
+  const records: WriterRecord[] = [];
+  const readings: Reading[] = [];
+  for (let i = 0; i < POINTS / PER_RECORD; i++) {
+    const machine = `m${i % MACHINES}`;
+    const ts = base + Math.floor(i / MACHINES);
+    const rs: Reading[] = Array.from({ length: PER_RECORD }, (_, s) => ({ site: 'plant', line: 'L1', machine, sensor: `s${s}`, ts, value: ((i * 31 + s) % 1000) / 10, unit: 'degC', receivedAt: ts + 3 }));
+    readings.push(...rs);
+    records.push({ topic: TOPICS.readings, partition: i % 6, offset: String(Math.floor(i / 6)), key: `plant/L1/${machine}`, value: Buffer.from(JSON.stringify(rs)) });
+  }
+  return { records, readings };
+}
+
+async function throughWriter(store: StorageBackend, records: WriterRecord[]): Promise<number> {
+  const writer = new StorageWriter(
+    { batchSize: BATCH, lingerMs: 50, concurrency: CONCURRENCY, maxBufferedPoints: 50_000, retryInitialDelayMs: 100, retryMaxDelayMs: 1000, commitIntervalMs: 200 },
+    { store, logger: silentLogger(), metrics: createRegistry('storage'), deadLetter: async () => undefined, commit: async () => undefined },
+  );
+  const t = performance.now();
+  // Kafka hands the consumer batches of records; feed the same way, honouring backpressure.
+  for (let i = 0; i < records.length; i += 500) {
+    writer.push(records.slice(i, i + 500));
+    await writer.waitForRoom();
+  }
+  await writer.drain();
+  return (performance.now() - t) / 1000;
+}
+
+async function postRaw(baseUrl: string, db: string, bodies: string[]): Promise<number> {
+  const t = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < bodies.length) {
+      const body = bodies[next++];
+      const res = await fetch(`${baseUrl}/write?db=${db}&precision=ms`, { method: 'POST', body });
+      if (res.status !== 204) throw new Error(`raw write failed ${res.status}: ${await res.text()}`);
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return (performance.now() - t) / 1000;
+}
+
+async function viaKafka(influxUrl: string, records: WriterRecord[], dataDir: string): Promise<number> {
+  const broker = await startTestBroker();
+  try {
+    const producer = broker.kafka.producer();
+    await producer.connect();
+    for (let i = 0; i < records.length; i += 1000) {
+      await producer.send({ topic: TOPICS.readings, messages: records.slice(i, i + 1000).map((r) => ({ key: r.key as string, value: r.value })) });
+    }
+    await producer.disconnect();
+    const groupId = 'bench-storage';
+    const t = performance.now();
+    const handle = await start(StorageConfig.parse({ httpPort: 0, groupId, batchSize: BATCH, concurrency: CONCURRENCY }), { logger: silentLogger(), metrics: createRegistry('storage'), kafka: broker.kafka, dataDir }, { url: influxUrl });
+    await waitForCommitted(broker.kafka, groupId, TOPICS.readings, 600_000);
+    const secs = (performance.now() - t) / 1000;
+    await handle.close();
+    return secs;
+  } finally {
+    await broker.close();
+  }
+}
+
+function best(rows: Row[], store: string, path: string): Row {
+  return rows.filter((r) => r.store === store && r.path === path).sort((a, b) => a.seconds - b.seconds)[0];
+}
+
+async function main(): Promise<void> {
+  const rows: Row[] = [];
+  const tmp = mkdtempSync(join(tmpdir(), 'pw-bench-storage-'));
+  const base = Date.now() - 3_600_000;
+  const { records, readings } = makeRecords(base);
+  console.log(`storage benchmark: ${POINTS} points in ${records.length} records (${PER_RECORD} readings each, ${MACHINES * PER_RECORD} series), batch ${BATCH}, concurrency ${CONCURRENCY}, best of ${ROUNDS} rounds`);
+
+  // ---------------------------------------------------------------- InfluxDB
+  const influxd = await startInfluxd();
+  try {
+    const bodies: string[] = [];
+    for (let i = 0; i < readings.length; i += BATCH) bodies.push(readings.slice(i, i + BATCH).map(readingLine).join('\n'));
+    for (let round = 0; round < ROUNDS; round++) {
+      const rawDb = `raw_${round}`;
+      await influxd.query(`CREATE DATABASE ${rawDb}`);
+      rows.push({ store: 'influxdb', path: 'raw /write', points: POINTS, seconds: await postRaw(influxd.baseUrl, rawDb, bodies) });
+      const store = new InfluxStore(`${influxd.baseUrl}/writer_${round}`, { ...DEFAULT_STORE_OPTIONS, logger: silentLogger(), embeddedPath: '' });
+      await store.init();
+      rows.push({ store: 'influxdb', path: 'writer', points: POINTS, seconds: await throughWriter(store, records) });
+      const check = await influxd.query(`SELECT count("value") FROM "writer_${round}"."plantwatch_raw"."readings"`);
+      const stored = Number(check.results[0].series?.[0].values[0][1]);
+      if (stored !== POINTS) throw new Error(`writer stored ${stored} of ${POINTS} points`);
+      await store.close();
+      console.log(`  influxdb round ${round + 1}: raw ${Math.round(POINTS / rows[rows.length - 2].seconds)}/s, writer ${Math.round(POINTS / rows[rows.length - 1].seconds)}/s`);
+    }
+    if (WITH_KAFKA) rows.push({ store: 'influxdb', path: 'writer via Kafka', points: POINTS, seconds: await viaKafka(`${influxd.baseUrl}/kafka_run`, records, join(tmp, 'k1')) });
+  } finally {
+    await influxd.close();
+  }
+
+  // ---------------------------------------------------------------- embedded (DuckDB)
+  for (let round = 0; round < ROUNDS; round++) {
+    const dir = join(tmp, `duck_${round}`);
+    mkdirSync(dir, { recursive: true });
+    const instance = await DuckDBInstance.create(join(dir, 'raw.duckdb'));
+    const conn = await instance.connect();
+    await conn.run(`CREATE TABLE readings (sid INTEGER, ts BIGINT, value DOUBLE, unit VARCHAR, quality VARCHAR, received_at BIGINT, seq BIGINT)`);
+    const sids = new Map<string, number>();
+    const t = performance.now();
+    const appender = await conn.createAppender('readings');
+    for (let i = 0; i < readings.length; i += BATCH) {
+      for (const r of readings.slice(i, i + BATCH)) {
+        const key = `${r.site}/${r.line}/${r.machine}/${r.sensor}`;
+        let sid = sids.get(key);
+        if (sid === undefined) sids.set(key, (sid = sids.size + 1));
+        appender.appendInteger(sid);
+        appender.appendBigInt(BigInt(r.ts));
+        appender.appendDouble(r.value);
+        appender.appendVarchar(r.unit!);
+        appender.appendNull();
+        appender.appendBigInt(BigInt(r.receivedAt));
+        appender.appendBigInt(BigInt(i));
+        appender.endRow();
+      }
+      appender.flushSync();
+    }
+    appender.closeSync();
+    rows.push({ store: 'embedded', path: 'raw appender', points: POINTS, seconds: (performance.now() - t) / 1000 });
+    conn.closeSync();
+    instance.closeSync();
+
+    const store = new EmbeddedStore({ ...DEFAULT_STORE_OPTIONS, logger: silentLogger(), embeddedPath: join(dir, 'writer.duckdb') });
+    await store.init();
+    rows.push({ store: 'embedded', path: 'writer', points: POINTS, seconds: await throughWriter(store, records) });
+    await store.close();
+    console.log(`  embedded round ${round + 1}: raw ${Math.round(POINTS / rows[rows.length - 2].seconds)}/s, writer ${Math.round(POINTS / rows[rows.length - 1].seconds)}/s`);
+  }
+  if (WITH_KAFKA) rows.push({ store: 'embedded', path: 'writer via Kafka', points: POINTS, seconds: await viaKafka('', records, join(tmp, 'k2')) });
+
+  // ---------------------------------------------------------------- report
+  const table: string[][] = [['store', 'path', 'points', 'seconds', 'points/s', 'vs raw']];
+  for (const store of ['influxdb', 'embedded']) {
+    const raw = best(rows, store, store === 'influxdb' ? 'raw /write' : 'raw appender');
+    for (const path of [raw.path, 'writer', 'writer via Kafka']) {
+      const r = best(rows, store, path);
+      if (!r) continue;
+      table.push([store, path, String(r.points), r.seconds.toFixed(2), String(Math.round(r.points / r.seconds)), `${((raw.seconds / r.seconds) * 100).toFixed(0)}%`]);
+    }
+  }
+  const widths = table[0].map((_, c) => Math.max(...table.map((r) => r[c].length)));
+  console.log('');
+  for (const r of table) console.log(r.map((cell, c) => (c >= 2 ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  '));
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync('bench/results/storage.csv', table.map((r) => r.join(',')).join('\n') + '\n');
+  console.log('\n(best of the rounds; the goal is writer >= 80% of raw; CSV in bench/results/storage.csv)');
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+await main();
