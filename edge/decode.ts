@@ -61,7 +61,7 @@ export function decodePlain(payload: Buffer, id: ReadingIdentity, decoder: 'auto
   }
   const text = payload.toString('utf8');
   if (decoder !== 'json' && BARE_NUMBER.test(text)) {
-    addReading(out, id, opts.receivedAt, Number(text), undefined, undefined, payload, undefined, opts);
+    addReading(out, id, opts.receivedAt, Number(text), undefined, undefined, () => payload, undefined, opts);
     return out;
   }
   if (decoder === 'number') {
@@ -96,36 +96,37 @@ export function decodePlain(payload: Buffer, id: ReadingIdentity, decoder: 'auto
   return out;
 }
 
-function elementBytes(el: unknown, index: number | undefined, payload: Buffer): Buffer {
-  return index === undefined ? payload : Buffer.from(JSON.stringify(el) ?? 'null');
+/** The bytes a rejection of `el` carries; only computed when something is rejected. */
+function elementBytes(el: unknown, index: number | undefined, payload: Buffer): () => Buffer {
+  return () => (index === undefined ? payload : Buffer.from(JSON.stringify(el) ?? 'null'));
 }
 
 function decodeElement(out: Decoded, id: ReadingIdentity, el: unknown, index: number | undefined, payload: Buffer, opts: DecodeOptions): void {
   if (typeof el === 'number') {
-    addReading(out, id, opts.receivedAt, el, undefined, undefined, payload, index, opts);
+    addReading(out, id, opts.receivedAt, el, undefined, undefined, elementBytes(el, index, payload), index, opts);
     return;
   }
   if (el === null || typeof el !== 'object' || Array.isArray(el)) {
     const what = el === null ? 'null' : Array.isArray(el) ? 'an array' : typeof el;
-    out.rejects.push({ code: 'READING_INVALID', reason: `${index === undefined ? '' : `[${index}] `}expected a reading object or a number, got ${what}`, raw: elementBytes(el, index, payload), index });
+    out.rejects.push({ code: 'READING_INVALID', reason: `${index === undefined ? '' : `[${index}] `}expected a reading object or a number, got ${what}`, raw: elementBytes(el, index, payload)(), index });
     return;
   }
   const o = el as Record<string, unknown>;
   for (const k of Object.keys(o)) {
     if (!READING_KEYS.has(k)) {
-      out.rejects.push({ code: 'READING_INVALID', reason: `${k}: unknown key (expected ts, value, unit, quality)`, raw: elementBytes(el, index, payload), index });
+      out.rejects.push({ code: 'READING_INVALID', reason: `${k}: unknown key (expected ts, value, unit, quality)`, raw: elementBytes(el, index, payload)(), index });
       return;
     }
   }
   if (o.ts === undefined || o.value === undefined) {
-    out.rejects.push({ code: 'READING_INVALID', reason: `${o.ts === undefined ? 'ts' : 'value'}: required`, raw: elementBytes(el, index, payload), index });
+    out.rejects.push({ code: 'READING_INVALID', reason: `${o.ts === undefined ? 'ts' : 'value'}: required`, raw: elementBytes(el, index, payload)(), index });
     return;
   }
   let ts: unknown = o.ts;
   if (typeof ts === 'string') {
     const parsed = Date.parse(ts);
     if (Number.isNaN(parsed)) {
-      out.rejects.push({ code: 'READING_INVALID', reason: `ts: "${ts.slice(0, 40)}" is not an ISO-8601 time or epoch milliseconds`, raw: elementBytes(el, index, payload), index });
+      out.rejects.push({ code: 'READING_INVALID', reason: `ts: "${ts.slice(0, 40)}" is not an ISO-8601 time or epoch milliseconds`, raw: elementBytes(el, index, payload)(), index });
       return;
     }
     ts = parsed;
@@ -140,7 +141,7 @@ function addReading(
   value: unknown,
   unit: unknown,
   quality: unknown,
-  raw: Buffer,
+  raw: () => Buffer,
   index: number | undefined,
   opts: DecodeOptions,
 ): void {
@@ -154,14 +155,14 @@ function addReading(
     // The slow path explains what is wrong (and is the authority: the fast check only accepts).
     const res = Reading.safeParse(candidate);
     if (!res.success) {
-      out.rejects.push({ code: 'READING_INVALID', reason: describeZodError(res.error), raw, index });
+      out.rejects.push({ code: 'READING_INVALID', reason: describeZodError(res.error), raw: raw(), index });
       return;
     }
     r = res.data;
   }
   const skew = checkTime(r.ts, opts);
   if (skew) {
-    out.rejects.push({ code: 'TIMESTAMP_OUT_OF_RANGE', reason: skew, raw, index });
+    out.rejects.push({ code: 'TIMESTAMP_OUT_OF_RANGE', reason: skew, raw: raw(), index });
     return;
   }
   out.readings.push(r);

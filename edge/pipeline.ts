@@ -88,18 +88,13 @@ export class Ingestor {
 
     const headers = this.cfg.headers ? this.headersFor(msg) : undefined;
     if (decoded.readings.length > 0) {
-      // Group by machine key so each record is one reading or an array of one machine's readings.
-      const byKey = new Map<string, typeof decoded.readings>();
-      for (const r of decoded.readings) {
-        const key = renderKey(compiled, { ...match.vars, site: r.site, line: r.line, machine: r.machine, sensor: r.sensor });
-        let list = byKey.get(key);
-        if (!list) byKey.set(key, (list = []));
-        list.push(r);
-      }
-      for (const [key, list] of byKey) {
-        result.records.push({ topic: match.rule.kafkaTopic, key, value: JSON.stringify(list.length === 1 && !isBatchPayload(msg.payload) ? list[0] : list), headers });
-      }
-      result.readings = decoded.readings.length;
+      // All readings of one MQTT message belong to one machine (the topic's, or the Sparkplug
+      // device's), so the message becomes one record: a Reading, or an array for a batched payload.
+      const list = decoded.readings;
+      const first = list[0];
+      const key = renderKey(compiled, { ...match.vars, site: first.site, line: first.line, machine: first.machine, sensor: first.sensor });
+      result.records.push({ topic: match.rule.kafkaTopic, key, value: JSON.stringify(list.length === 1 && !isBatchPayload(msg.payload) ? first : list), headers });
+      result.readings = list.length;
     }
     for (const rej of decoded.rejects) result.records.push(deadLetterRecord(msg, rej, headers));
     result.rejects = decoded.rejects;

@@ -39,7 +39,11 @@ const edge = await start(
   { logger, metrics: createRegistry('edge'), kafka, dataDir },
 );
 process.stdout.write(`READY ${edge.mqttPort} ${edge.httpUrl ? new URL(edge.httpUrl).port : '-'}\n`);
+// npx, tsx and node share the process group: SIGTERM may arrive more than once.
+let stopping = false;
 process.on('SIGTERM', async () => {
+  if (stopping) return;
+  stopping = true;
   if (profiler) {
     const { profile } = await profiler.post('Profiler.stop');
     writeFileSync(process.env.EDGE_CPU_PROFILE as string, JSON.stringify(profile));

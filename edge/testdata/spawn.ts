@@ -49,16 +49,24 @@ export async function spawnRunner(script: string, env: Record<string, string>, t
     child,
     ready,
     stderr: () => err,
-    kill: (signal) =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.once('exit', () => process.off('exit', killGroup));
+    kill: async (signal) => {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        child.kill(signal);
+      }
+      // Wait for the whole group (npx → tsx → node), not just npx: the node process may still be
+      // writing (profile, close) or holding its port.
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline) {
         try {
-          process.kill(-child.pid!, signal);
+          process.kill(-child.pid!, 0);
         } catch {
-          child.kill(signal);
+          break;
         }
-      }),
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      process.off('exit', killGroup);
+    },
   };
 }
