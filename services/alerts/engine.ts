@@ -264,13 +264,18 @@ export class AlertEngine {
         this.change(rec, { status: 'firing', value });
       } else {
         // Still true: refresh the value shown, but this is not a state change worth publishing.
-        rec.alert.value = value;
+        // A new object: the published/journaled one keeps the value it had at its change.
+        this.refreshValue(rec, value);
       }
     } else if (cond === 'clear') {
       if (active) this.change(rec, { status: 'resolved', endsAt: Math.max(ts, rec.alert.startsAt), value });
     } else if (active) {
-      rec.alert.value = value;
+      this.refreshValue(rec, value);
     }
+  }
+
+  private refreshValue(rec: AlertRecord, value: number): void {
+    if (rec.alert.value !== value) rec.alert = { ...rec.alert, value };
   }
 
   private open(rule: Rule, target: Target, status: 'pending' | 'firing', value: number, limit: number | null, startsAt: number): void {

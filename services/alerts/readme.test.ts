@@ -38,7 +38,7 @@ describe('services > alerts > README', () => {
       });
       const body = JSON.stringify({ status: 'firing', groupKey: 'site=a,line=b,machine=c', alerts: [{ rule: 'anomaly', status: 'firing' }] });
       const now = Math.floor(Date.now() / 1000);
-      const post = (b: string, ts: number) => fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: signedHeaders(secret, 'msg_readme', ts, body), body: b });
+      const post = (b: string, ts: number) => fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: { ...signedHeaders(secret, 'msg_readme', ts, body) }, body: b });
       expect((await post(body, now)).status).toBe(204);
       expect((await post(body.replace('firing', 'resolved'), now)).status).toBe(401);
       expect((await post(body, now - 600)).status).toBe(401);
