@@ -146,6 +146,8 @@ const EdgeConfigObject = z
           lingerMs: z.number().int().nonnegative().max(1000).default(5),
           maxBatchRecords: z.number().int().positive().max(100_000).default(5000),
           maxBatchBytes: z.number().int().positive().default(4 * 1024 * 1024),
+          /** A batched payload whose readings JSON exceeds this becomes several records (Kafka's message.max.bytes is 1 MB by default). */
+          maxRecordBytes: z.number().int().min(1024).default(512 * 1024),
           compression: z.enum(['none', 'gzip']).default('gzip'),
           /** A send slower than this counts as "Kafka unavailable": the batch goes to the spool. */
           sendTimeoutMs: z.number().int().positive().default(5000),

@@ -144,3 +144,15 @@ describe('edge > decode fast validation', () => {
     expect(agreeValid).toBeGreaterThan(1000);
   });
 });
+
+describe('edge > pipeline record size', () => {
+  it('splits a huge batched payload into consecutive records under kafka.maxRecordBytes, order kept', () => {
+    const n = 3000;
+    const payload = JSON.stringify(Array.from({ length: n }, (_, i) => ({ ts: NOW - n + i, value: i })));
+    const res = ingest(payload, TOPIC, { kafka: { maxRecordBytes: 64 * 1024 } });
+    const recs = res.records.filter((r) => r.topic === 'plantwatch.readings');
+    expect(recs.length).toBeGreaterThan(1);
+    expect(recs.every((r) => r.value.length <= 64 * 1024 && r.key === 's1/l1/m1')).toBe(true);
+    expect(recs.flatMap((r) => (JSON.parse(r.value) as { value: number }[]).map((x) => x.value))).toEqual(Array.from({ length: n }, (_, i) => i));
+  });
+});

@@ -13,6 +13,8 @@ import { parseSparkplugTopic, SparkplugSessions } from './sparkplug.ts';
 export const COMPONENT = 'edge';
 /** Distinct MQTT topics remembered by the mapping cache. */
 const TOPIC_CACHE_SIZE = 10_000;
+/** Raw bytes kept in one dead letter (base64 grows them by a third). */
+const DEAD_LETTER_MAX_RAW = 384 * 1024;
 
 export interface InboundMessage {
   topic: string;
@@ -93,7 +95,13 @@ export class Ingestor {
       const list = decoded.readings;
       const first = list[0];
       const key = renderKey(compiled, { ...match.vars, site: first.site, line: first.line, machine: first.machine, sensor: first.sensor });
-      result.records.push({ topic: match.rule.kafkaTopic, key, value: JSON.stringify(list.length === 1 && !isBatchPayload(msg.payload) ? first : list), headers });
+      if (list.length === 1 && !isBatchPayload(msg.payload)) {
+        result.records.push({ topic: match.rule.kafkaTopic, key, value: JSON.stringify(first), headers });
+      } else {
+        // Kafka refuses records above message.max.bytes (1 MB by default) and a refused record would
+        // block the ordered pipeline: big batches become several consecutive records, same key.
+        for (const value of splitArrayJson(list, this.cfg.kafka.maxRecordBytes)) result.records.push({ topic: match.rule.kafkaTopic, key, value, headers });
+      }
       result.readings = list.length;
     }
     for (const rej of decoded.rejects) result.records.push(deadLetterRecord(msg, rej, headers));
@@ -110,6 +118,14 @@ export class Ingestor {
   }
 }
 
+/** JSON arrays of `items`, in order, each at most `maxBytes` long (a single item may exceed it). */
+export function splitArrayJson(items: unknown[], maxBytes: number): string[] {
+  const whole = JSON.stringify(items);
+  if (whole.length <= maxBytes || items.length === 1) return [whole];
+  const mid = Math.ceil(items.length / 2);
+  return [...splitArrayJson(items.slice(0, mid), maxBytes), ...splitArrayJson(items.slice(mid), maxBytes)];
+}
+
 /** A JSON array payload stays an array record even with one element: consumers see the device's shape. */
 function isBatchPayload(p: Buffer): boolean {
   for (let i = 0; i < p.length; i++) {
@@ -123,12 +139,14 @@ function isBatchPayload(p: Buffer): boolean {
 export function deadLetterRecord(msg: InboundMessage, rej: Reject, headers?: Record<string, string>): OutRecord {
   const source: Record<string, string | number> = { mqttTopic: msg.topic, clientId: msg.clientId, qos: msg.qos };
   if (rej.index !== undefined) source.index = rej.index;
+  // Keeps the dead letter itself under Kafka's default 1 MB record limit.
+  const raw = rej.raw.length > DEAD_LETTER_MAX_RAW ? rej.raw.subarray(0, DEAD_LETTER_MAX_RAW) : rej.raw;
   const dl: DeadLetter = {
     code: rej.code,
-    reason: rej.reason,
+    reason: raw === rej.raw ? rej.reason : `${rej.reason} (raw bytes truncated to ${DEAD_LETTER_MAX_RAW} of ${rej.raw.length})`,
     component: COMPONENT,
     source,
-    rawBase64: rej.raw.toString('base64'),
+    rawBase64: raw.toString('base64'),
     receivedAt: msg.receivedAt,
   };
   return { topic: TOPICS.deadLetter, key: msg.topic, value: JSON.stringify(dl), headers };
