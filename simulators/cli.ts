@@ -4,6 +4,7 @@
  * Ctrl-C stops cleanly (flushes what was generated, writes the summary).
  */
 import { readFileSync, realpathSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { Command, Option, InvalidArgumentError } from 'commander';
 import mqtt from 'mqtt';
@@ -95,6 +96,7 @@ interface RunOpts {
   tickMs?: number;
   progress: boolean;
   json: boolean;
+  faultsStdin?: boolean;
 }
 
 async function runPlant(file: string | undefined, o: RunOpts): Promise<void> {
@@ -180,6 +182,20 @@ async function runPlant(file: string | undefined, o: RunOpts): Promise<void> {
     lastProgress = runner.progress();
     if (o.progress) process.stderr.write(tty ? `\r${formatProgress(lastProgress)}\x1b[K` : `${formatProgress(lastProgress)}\n`);
   }, 1000);
+  // On demand: each stdin line is a fault spec injected at the current simulated time (+ @startS).
+  let stdinFaults: ReturnType<typeof createInterface> | undefined;
+  if (o.faultsStdin) {
+    stdinFaults = createInterface({ input: process.stdin });
+    stdinFaults.on('line', (line) => {
+      if (line.trim() === '') return;
+      try {
+        const l = runner.injectFault(parseFaultArg(line));
+        if (!(o.progress && speed > 0 && speed <= 1000)) process.stderr.write(`injected ${l.kind} on ${l.machineKey}/${l.sensor} ${l.startIso} → ${l.endIso}\n`);
+      } catch (err) {
+        process.stderr.write(`${tty ? '\n' : ''}${oneLine(err)}\n`);
+      }
+    });
+  }
   const stop = () => void runner.stop();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
@@ -189,6 +205,7 @@ async function runPlant(file: string | undefined, o: RunOpts): Promise<void> {
   await output.close();
   const wallS = (performance.now() - wall0) / 1000;
   clearInterval(timer);
+  stdinFaults?.close();
   if (o.progress && tty) process.stderr.write('\n');
   process.off('SIGINT', stop);
   process.off('SIGTERM', stop);
@@ -339,6 +356,7 @@ export function buildProgram(): Command {
     .option('--faults-file <file>', 'YAML/JSON list of faults')
     .option('--no-random-faults', 'no random faults')
     .option('--fault-interval <s>', 'one random fault per this many simulated seconds', num('fault-interval', 10, 1e9))
+    .option('--faults-stdin', 'inject faults on demand: one fault spec per stdin line, starting now (+@startS)')
     .option('--labels <file>', 'ground-truth label file')
     .addOption(new Option('--labels-format <f>', 'label file format').choices(['jsonl', 'csv']))
     .option('--load <rate>', 'load mode: target readings/s (speed is derived from the plant)', num('load', 1, 1e8))
