@@ -7,6 +7,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, existsSync, fstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { PlatformError } from '../../common/errors.ts';
+import { ALERTS_ERRORS } from './errors.ts';
 
 export interface JournalOp {
   t: string;
@@ -56,7 +57,7 @@ export class Journal {
       } catch (err) {
         // A snapshot is only ever replaced by rename, so a bad one is damage, not a crash: refuse to
         // start rather than silently forget every alert and queued notification.
-        throw new PlatformError('ALERTS_STATE_CORRUPT', `alert state snapshot ${this.snapshotPath} is unreadable: ${(err as Error).message}`, {
+        throw new PlatformError(ALERTS_ERRORS.stateCorrupt, `alert state snapshot ${this.snapshotPath} is unreadable: ${(err as Error).message}`, {
           retriable: false,
           cause: err,
         });
@@ -91,7 +92,7 @@ export class Journal {
 
   /** Appends one op durably (to the OS; to disk too with `fsync`); returns its sequence number. */
   append(op: JournalOp): number {
-    if (this.fd === null) throw new PlatformError('ALERTS_JOURNAL_CLOSED', 'journal is not open (load() first, or already closed)', { retriable: false });
+    if (this.fd === null) throw new PlatformError(ALERTS_ERRORS.journalClosed, 'journal is not open (load() first, or already closed)', { retriable: false });
     const seq = ++this.seq;
     const line = JSON.stringify({ s: seq, o: op }) + '\n';
     const buf = Buffer.from(line);
@@ -112,7 +113,7 @@ export class Journal {
 
   /** Writes the whole state as the new snapshot and empties the journal. */
   compact(state: unknown): void {
-    if (this.fd === null) throw new PlatformError('ALERTS_JOURNAL_CLOSED', 'journal is not open', { retriable: false });
+    if (this.fd === null) throw new PlatformError(ALERTS_ERRORS.journalClosed, 'journal is not open', { retriable: false });
     const tmp = this.snapshotPath + '.tmp';
     const fd = openSync(tmp, 'w');
     try {

@@ -21,6 +21,7 @@ import { Alert, AlertStatus, describeZodError } from '../../common/messages.ts';
 import type { AlertFilter, AlertsApi } from './api.ts';
 import { Rule, type RuleInput } from './rules.ts';
 import type { AlertService } from './service.ts';
+import { ALERTS_ERRORS, ALERTS_REST_ERRORS as R } from './errors.ts';
 
 const MAX_BODY = 64 * 1024;
 
@@ -39,7 +40,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, 'BODY_TOO_LARGE', `request body over ${MAX_BODY} bytes`);
+    if (size > MAX_BODY) throw new HttpError(413, R.bodyTooLarge, `request body over ${MAX_BODY} bytes`);
     chunks.push(chunk as Buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8');
@@ -47,7 +48,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new HttpError(400, 'BAD_REQUEST', `body is not JSON: ${(err as Error).message}`);
+    throw new HttpError(400, R.badRequest, `body is not JSON: ${(err as Error).message}`);
   }
 }
 
@@ -60,7 +61,7 @@ const SilenceBody = z
   })
   .refine((b) => (b.untilMs === undefined) !== (b.durationMs === undefined), { message: 'give exactly one of untilMs, durationMs' });
 
-function parseBody<T>(schema: z.ZodType<T>, body: unknown, code = 'BAD_REQUEST'): T {
+function parseBody<T>(schema: z.ZodType<T>, body: unknown, code: string = R.badRequest): T {
   const r = schema.safeParse(body);
   if (!r.success) throw new HttpError(400, code, describeZodError(r.error));
   return r.data;
@@ -78,13 +79,13 @@ export function parseAlertQuery(params: URLSearchParams): AlertFilter {
   if (status) {
     const list = status.split(',').map((s) => s.trim()).filter(Boolean);
     const bad = list.find((s) => !(STATUSES as readonly string[]).includes(s));
-    if (bad) throw new HttpError(400, 'BAD_REQUEST', `status: unknown value ${JSON.stringify(bad)} (expected ${STATUSES.join(', ')})`);
+    if (bad) throw new HttpError(400, R.badRequest, `status: unknown value ${JSON.stringify(bad)} (expected ${STATUSES.join(', ')})`);
     filter.status = list as AlertFilter['status'];
   }
   const limit = params.get('limit');
   if (limit !== null) {
     const n = Number(limit);
-    if (!Number.isInteger(n) || n < 0) throw new HttpError(400, 'BAD_REQUEST', 'limit: expected a non-negative integer');
+    if (!Number.isInteger(n) || n < 0) throw new HttpError(400, R.badRequest, 'limit: expected a non-negative integer');
     filter.limit = n;
   }
   return filter;
@@ -106,7 +107,7 @@ export function alertRoutes(service: AlertService, opts: { token?: string; now?:
     try {
       if (opts.token && !tokenMatches(req.headers.authorization, opts.token)) {
         res.setHeader('www-authenticate', 'Bearer');
-        throw new HttpError(401, 'UNAUTHORIZED', 'missing or wrong bearer token');
+        throw new HttpError(401, R.unauthorized, 'missing or wrong bearer token');
       }
       const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent); // ['api', ...]
       const method = req.method ?? 'GET';
@@ -118,7 +119,7 @@ export function alertRoutes(service: AlertService, opts: { token?: string; now?:
         if (parts.length === 4 && method === 'POST' && parts[3] === 'ack') {
           const body = parseBody(AckBody, await readJson(req));
           const alert = await service.acknowledge(parts[2], body.by, body.comment);
-          if (!alert) throw new HttpError(404, 'ALERT_NOT_FOUND', `no alert with fingerprint ${parts[2]}`);
+          if (!alert) throw new HttpError(404, R.alertNotFound, `no alert with fingerprint ${parts[2]}`);
           sendJson(res, 200, { alert });
           return true;
         }
@@ -126,7 +127,7 @@ export function alertRoutes(service: AlertService, opts: { token?: string; now?:
           const body = parseBody(SilenceBody, await readJson(req));
           const until = body.untilMs ?? now() + body.durationMs!;
           const alert = await service.silence(parts[2], until, body.by);
-          if (!alert) throw new HttpError(404, 'ALERT_NOT_FOUND', `no alert with fingerprint ${parts[2]}`);
+          if (!alert) throw new HttpError(404, R.alertNotFound, `no alert with fingerprint ${parts[2]}`);
           sendJson(res, 200, { alert });
           return true;
         }
@@ -138,8 +139,8 @@ export function alertRoutes(service: AlertService, opts: { token?: string; now?:
           return true;
         }
         if (parts.length === 2 && method === 'POST') {
-          const rule = parseBody(Rule, await readJson(req), 'RULE_INVALID');
-          if (engine.rule(rule.id)) throw new HttpError(409, 'RULE_EXISTS', `rule ${rule.id} exists; PUT /api/rules/${rule.id} replaces it`);
+          const rule = parseBody(Rule, await readJson(req), R.ruleInvalid);
+          if (engine.rule(rule.id)) throw new HttpError(409, R.ruleExists, `rule ${rule.id} exists; PUT /api/rules/${rule.id} replaces it`);
           engine.upsertRule(rule);
           sendJson(res, 201, { rule });
           return true;
@@ -148,28 +149,28 @@ export function alertRoutes(service: AlertService, opts: { token?: string; now?:
           const id = parts[2];
           if (method === 'GET') {
             const rule = engine.rule(id);
-            if (!rule) throw new HttpError(404, 'RULE_NOT_FOUND', `no rule ${id}`);
+            if (!rule) throw new HttpError(404, R.ruleNotFound, `no rule ${id}`);
             sendJson(res, 200, { rule });
             return true;
           }
           if (method === 'PUT') {
             const body = await readJson(req);
             const withId = body && typeof body === 'object' && !Array.isArray(body) ? { id, ...(body as object) } : body;
-            const rule = parseBody(Rule, withId, 'RULE_INVALID');
-            if (rule.id !== id) throw new HttpError(400, 'RULE_INVALID', `id in body (${rule.id}) differs from the path (${id})`);
+            const rule = parseBody(Rule, withId, R.ruleInvalid);
+            if (rule.id !== id) throw new HttpError(400, R.ruleInvalid, `id in body (${rule.id}) differs from the path (${id})`);
             const existed = engine.rule(id) !== undefined;
             engine.upsertRule(rule);
             sendJson(res, existed ? 200 : 201, { rule });
             return true;
           }
           if (method === 'DELETE') {
-            if (!engine.deleteRule(id)) throw new HttpError(404, 'RULE_NOT_FOUND', `no rule ${id}`);
+            if (!engine.deleteRule(id)) throw new HttpError(404, R.ruleNotFound, `no rule ${id}`);
             res.writeHead(204).end();
             return true;
           }
         }
       }
-      throw new HttpError(404, 'NOT_FOUND', `no route for ${method} ${url.pathname}`);
+      throw new HttpError(404, R.notFound, `no route for ${method} ${url.pathname}`);
     } catch (err) {
       if (err instanceof HttpError) sendJson(res, err.status, { error: err.code, message: err.message });
       else throw err;
@@ -203,7 +204,7 @@ export class HttpAlertsApi implements AlertsApi {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {
-      throw new PlatformError('ALERTS_API_UNAVAILABLE', `alert service at ${this.base} unreachable: ${(err as Error).message}`, { retriable: true, cause: err });
+      throw new PlatformError(ALERTS_ERRORS.apiUnavailable, `alert service at ${this.base} unreachable: ${(err as Error).message}`, { retriable: true, cause: err });
     }
     const text = await res.text();
     let json: unknown = null;
@@ -219,7 +220,7 @@ export class HttpAlertsApi implements AlertsApi {
 
   private fail(status: number, json: unknown, what: string): never {
     const j = (json ?? {}) as { error?: string; message?: string };
-    throw new PlatformError('ALERTS_API_ERROR', `${what}: HTTP ${status} ${j.error ?? ''} ${j.message ?? ''}`.trim(), {
+    throw new PlatformError(ALERTS_ERRORS.apiError, `${what}: HTTP ${status} ${j.error ?? ''} ${j.message ?? ''}`.trim(), {
       retriable: status >= 500 || status === 429,
       context: { status, code: j.error },
     });

@@ -22,6 +22,7 @@ import { Notifier, type GroupNotification, type GroupState } from './notifier.ts
 import { Outbox, type Delivery, type DeliveryOutcome } from './outbox.ts';
 import type { Rule } from './rules.ts';
 import { newWebhookId, renderBody } from './webhook.ts';
+import { ALERTS_DEAD_LETTER } from './errors.ts';
 
 export const COMPONENT = 'alerts';
 
@@ -140,27 +141,27 @@ export class AlertService implements AlertsApi {
       this.metrics.recordsInvalid.inc({ topic, code });
       return { code, reason, component: COMPONENT, source, rawBase64: (raw ?? Buffer.alloc(0)).toString('base64'), receivedAt: Date.now() };
     };
-    if (!raw || raw.length === 0) return dead('PAYLOAD_EMPTY', 'record has no value');
+    if (!raw || raw.length === 0) return dead(ALERTS_DEAD_LETTER.empty, 'record has no value');
     let json: unknown;
     try {
       json = JSON.parse(raw.toString('utf8'));
     } catch (err) {
-      return dead('PAYLOAD_NOT_JSON', `record value is not JSON: ${(err as Error).message}`);
+      return dead(ALERTS_DEAD_LETTER.notJson, `record value is not JSON: ${(err as Error).message}`);
     }
     if (topic === TOPICS.readings) {
       // Validate against the branch the value looks like, so the reason names the bad field.
       const parsed = (Array.isArray(json) ? ReadingRecord.options[1] : Reading).safeParse(json);
-      if (!parsed.success) return dead('READING_INVALID', describeZodError(parsed.error));
+      if (!parsed.success) return dead(ALERTS_DEAD_LETTER.readingInvalid, describeZodError(parsed.error));
       for (const r of Array.isArray(parsed.data) ? parsed.data : [parsed.data]) this.ingestReading(r);
       return null;
     }
     if (topic === TOPICS.scores) {
       const parsed = (Array.isArray(json) ? ScoreRecord.options[1] : Score).safeParse(json);
-      if (!parsed.success) return dead('SCORE_INVALID', describeZodError(parsed.error));
+      if (!parsed.success) return dead(ALERTS_DEAD_LETTER.scoreInvalid, describeZodError(parsed.error));
       for (const s of Array.isArray(parsed.data) ? parsed.data : [parsed.data]) this.ingestScore(s);
       return null;
     }
-    return dead('TOPIC_UNEXPECTED', `the alert service does not consume ${topic}`);
+    return dead(ALERTS_DEAD_LETTER.topicUnexpected, `the alert service does not consume ${topic}`);
   }
 
   // ---- AlertsApi ---------------------------------------------------------------------------
