@@ -24,12 +24,14 @@ export const DetectorConfig = z
     rangeTolerance: z.number().nonnegative().default(0.02),
     /** Shortest run of identical readings reported as a stuck sensor (it must also be twice the longest recent run). */
     stuckMinRun: z.number().int().min(2).default(8),
+    /** …and by at least this many standard deviations of the prediction error. */
+    rangeNoiseSigmas: z.number().nonnegative().default(0.5),
     /** Floor of the spread of the short-term surprise (decimal digits) used to standardise it. */
     minSurpriseSpread: z.number().positive().default(0.2),
     /** Width of the predicted band, in error standard deviations. */
     bandSigmas: z.number().positive().default(3),
     /** Likelihood at or above which a reading counts as anomalous (the service's alert decision). */
-    alertLikelihood: z.number().min(0).max(1).default(0.9999),
+    alertLikelihood: z.number().min(0).max(1).default(0.99998),
     /** After an alert, further readings of the same stream within this many readings are damped (one event, one alert). */
     refractoryReadings: z.number().int().min(0).default(0),
     /** A time step larger than this multiple of the typical step is a gap: the window restarts. */

@@ -685,9 +685,11 @@ export async function createDetector(
       }
       // Range novelty: a value clearly outside everything the stream has ever shown.
       if (cfg.rangeTolerance > 0 && st.n > cfg.warmupReadings && st.max > st.min) {
-        const range = st.max - st.min;
-        const excess = Math.max(r.value - st.max, st.min - r.value) / range;
-        if (excess > cfg.rangeTolerance) lik = Math.max(lik, ratioLikelihood(1 + excess / cfg.rangeTolerance));
+        // Tolerance: a fraction of the range, but never less than the noise (a noisy stream's tails keep
+        // stretching its range by chance).
+        const tol = Math.max(cfg.rangeTolerance * (st.max - st.min), cfg.rangeNoiseSigmas * errSd);
+        const excess = Math.max(r.value - st.max, st.min - r.value);
+        if (excess > tol) lik = Math.max(lik, ratioLikelihood(1 + excess / tol));
       }
       // Stuck sensor: a run of identical values twice as long as the longest run the stream showed
       // recently (at least `stuckMinRun`) is reported once, at the moment it becomes that long.
@@ -699,7 +701,7 @@ export async function createDetector(
         }
         st.runMax *= 1 - histAlpha;
         if (st.run > 0 && st.n > cfg.warmupReadings && st.run === Math.max(cfg.stuckMinRun, Math.ceil(2 * st.runMax))) {
-          lik = Math.max(lik, ratioLikelihood(2));
+          lik = Math.max(lik, ratioLikelihood(3));
         }
       }
       if (st.n <= cfg.warmupReadings / 4) lik = 0;
