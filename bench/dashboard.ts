@@ -7,11 +7,15 @@
  *   raw      socket.io only: the publisher's process emits each machine's readings to its room
  *            (no Kafka, no gateway logic) — the floor;
  *   direct   the gateway fed in-process (DirectLiveSource): coalescing, rooms, payloads, no Kafka;
- *   kafka    the real path: publisher → embedded Kafka broker → gateway consumer → sockets.
+ *   kafka    publisher → embedded Kafka broker (own process) → gateway consumer → sockets;
+ *   platform the whole platform in one process as `npm start` runs it (embedded broker, edge + aedes,
+ *            anomaly, storage, alerts, gateway), fed over MQTT: one message per sensor per second
+ *            (`plant/<site>/<line>/<machine>/<sensor>`), "server CPU" is that whole process.
  * Latency = client receipt time − the reading's event time (set at publish, same clock).
  *
  * Options (env): BENCH_SECONDS (measure, default 20), BENCH_WARMUP (default 5), BENCH_CLIENTS (200),
- * BENCH_MACHINES (250), BENCH_SENSORS (20), BENCH_SCENARIOS (raw,direct,kafka).
+ * BENCH_MACHINES (250), BENCH_SENSORS (20), BENCH_SCENARIOS (raw,direct,kafka,platform),
+ * BENCH_PLATFORM_COMPONENTS (default all but the simulator, e.g. broker,edge,storage,alerts,gateway).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +35,7 @@ const SENSORS = env('BENCH_SENSORS', 20);
 const TOKEN = 'bench-token-0123456789';
 
 type Msg = { type: string; [k: string]: unknown };
+type Mode = 'raw' | 'direct' | 'kafka' | 'platform';
 const send = (m: Msg) => process.send!(m);
 const machineName = (i: number) => `m${String(i).padStart(4, '0')}`;
 const lineOf = (i: number) => `line${i % 10}`;
@@ -88,12 +93,31 @@ async function roleBroker() {
   });
 }
 
-async function roleGateway(mode: 'raw' | 'direct' | 'kafka', brokers: string[]) {
+async function roleGateway(mode: Mode, brokers: string[]) {
   const meter = cpuMeter();
   let stopFeed = () => {};
   let close: () => Promise<void>;
   let url: string;
-  if (mode === 'raw') {
+  let token = TOKEN;
+  let mqttUrl: string | undefined;
+  if (mode === 'platform') {
+    // Everything but the simulator in this one process, as `npm start` runs it.
+    const { freePortsConfig } = await import('../test/e2e/harness.ts');
+    const { startPlatform } = await import('../platform/index.ts');
+    const { silentLogger } = await import('../common/logger.ts');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dataDir = mkdtempSync(join(tmpdir(), 'pw-bench-'));
+    const components = process.env.BENCH_PLATFORM_COMPONENTS?.split(',') as Parameters<typeof startPlatform>[0] extends infer O ? (O extends { components?: infer C } ? C : never) : never;
+    const p = await startPlatform({ env: {}, overrides: freePortsConfig(dataDir), logger: silentLogger(), ...(components ? { components } : {}) });
+    url = p.components.gateway!.url;
+    token = p.components.gateway!.demoToken!;
+    mqttUrl = p.mqttUrl;
+    close = async () => {
+      await p.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    };
+  } else if (mode === 'raw') {
     const { Server } = await import('socket.io');
     const http = createServer();
     const io = new Server(http, { serveClient: false, transports: ['websocket'] });
@@ -128,10 +152,19 @@ async function roleGateway(mode: 'raw' | 'direct' | 'kafka', brokers: string[]) 
     });
     close = () => tg.close();
   }
-  send({ type: 'ready', url });
+  send({ type: 'ready', url, token, mqttUrl });
   process.on('message', async (m: Msg) => {
     if (m.type === 'measure') meter.reset();
-    if (m.type === 'report') send({ type: 'gateway', ...meter.read() });
+    if (m.type === 'report') {
+      const r = meter.read();
+      // Where the whole platform stands: counters of the stages, to find the bottleneck.
+      let stages: string[] = [];
+      if (mode === 'platform') {
+        const text = await (await fetch(`${url}/metrics`)).text().catch(() => '');
+        stages = text.split('\n').filter((l) => /^plantwatch_(edge_(received_messages|forwarded_records)_total|gateway_live_in_total\{kind="reading"|anomaly_\w*(readings|scored)\w*_total|storage_\w*written\w*_total)/.test(l));
+      }
+      send({ type: 'gateway', ...r, stages });
+    }
     if (m.type === 'stop') {
       stopFeed();
       await close();
@@ -181,7 +214,32 @@ async function rolePublisher(brokers: string[]) {
   });
 }
 
-async function roleClients(url: string) {
+async function roleMqttPublisher(mqttUrl: string) {
+  const mqtt = await import('mqtt');
+  const meter = cpuMeter();
+  // A few connections, like edge gateways; one message per sensor per second (JSON array of one).
+  const clients = await Promise.all(Array.from({ length: 10 }, (_, k) => mqtt.connectAsync(mqttUrl, { clientId: `bench-pub-${k}` })));
+  let sent = 0;
+  const stop = pace((i, now) => {
+    const c = clients[i % clients.length];
+    for (const r of readingsOf(i, now)) {
+      c.publish(`plant/${r.site}/${r.line}/${r.machine}/${r.sensor}`, JSON.stringify({ ts: r.ts, value: r.value, unit: r.unit }), { qos: 0 });
+      sent++;
+    }
+  });
+  send({ type: 'ready' });
+  process.on('message', async (m: Msg) => {
+    if (m.type === 'measure') meter.reset();
+    if (m.type === 'report') send({ type: 'publisher', sent, ...meter.read() });
+    if (m.type === 'stop') {
+      stop();
+      await Promise.all(clients.map((c) => c.endAsync()));
+      process.exit(0);
+    }
+  });
+}
+
+async function roleClients(url: string, token: string) {
   const { io } = await import('socket.io-client');
   let measuring = false;
   const lat: number[] = [];
@@ -191,7 +249,7 @@ async function roleClients(url: string) {
   const sockets: { disconnect(): void }[] = [];
   for (let c = 0; c < CLIENTS; c++) {
     const i = c % MACHINES;
-    const s = io(url, { transports: ['websocket'], auth: { token: TOKEN }, forceNew: true, reconnection: false });
+    const s = io(url, { transports: ['websocket'], auth: { token }, forceNew: true, reconnection: false });
     s.on('live', (p: { readings?: { ts: number }[] }) => {
       if (!measuring) return;
       const now = Date.now();
@@ -259,13 +317,14 @@ function spawn(role: string, ...args: string[]): { child: ChildProcess; next(typ
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function scenario(mode: 'raw' | 'direct' | 'kafka', brokers: string[]) {
+async function scenario(mode: Mode, brokers: string[]) {
   const gw = spawn('gateway', mode, brokers.join(','));
-  const { url } = (await gw.next('ready')) as unknown as { url: string };
-  const cl = spawn('clients', url);
-  await cl.next('ready');
-  const pub = mode === 'kafka' ? spawn('publisher', brokers.join(',')) : null;
+  const { url, token, mqttUrl } = (await gw.next('ready')) as unknown as { url: string; token: string; mqttUrl?: string };
+  // The platform's pipeline only learns machines from data: publish first, then subscribe.
+  const pub = mode === 'kafka' ? spawn('publisher', brokers.join(',')) : mode === 'platform' ? spawn('mqttpub', mqttUrl!) : null;
   if (pub) await pub.next('ready');
+  const cl = spawn('clients', url, token);
+  await cl.next('ready');
   await sleep(WARMUP * 1000);
   for (const p of [gw, cl, pub]) p?.child.send({ type: 'measure' });
   await sleep(SECONDS * 1000);
@@ -279,7 +338,7 @@ async function scenario(mode: 'raw' | 'direct' | 'kafka', brokers: string[]) {
 }
 
 async function main() {
-  const modes = (process.env.BENCH_SCENARIOS ?? 'raw,direct,kafka').split(',') as ('raw' | 'direct' | 'kafka')[];
+  const modes = (process.env.BENCH_SCENARIOS ?? 'raw,direct,kafka,platform').split(',') as Mode[];
   console.log(`dashboard bench: ${CLIENTS} clients, ${MACHINES} machines × ${SENSORS} sensors at 1 Hz (${MACHINES * SENSORS} readings/s), warm-up ${WARMUP} s, measure ${SECONDS} s`);
   let broker: ReturnType<typeof spawn> | null = null;
   let brokers: string[] = [];
@@ -316,6 +375,7 @@ async function main() {
     };
   });
   console.table(rows);
+  for (const r of results) for (const line of ((r.g as { stages?: string[] }).stages ?? [])) console.log(`  ${r.mode}: ${line}`);
   for (const r of results) if (r.p) console.log(`publisher (${r.mode}): ${f((r.p as Record<string, number>).cpuPct)} % CPU, ${(r.p as Record<string, number>).sent} records sent`);
   const dir = join(fileURLToPath(new URL('.', import.meta.url)), 'results');
   mkdirSync(dir, { recursive: true });
@@ -325,9 +385,10 @@ async function main() {
   process.exit(0);
 }
 
-const [role, a1, a2] = process.argv.slice(2);
+const [role, a1, a2] = process.argv.slice(2) as [string, string, string];
 if (role === 'broker') await roleBroker();
-else if (role === 'gateway') await roleGateway(a1 as 'raw' | 'direct' | 'kafka', (a2 ?? '').split(',').filter(Boolean));
+else if (role === 'gateway') await roleGateway(a1 as Mode, (a2 ?? '').split(',').filter(Boolean));
 else if (role === 'publisher') await rolePublisher(a1.split(','));
-else if (role === 'clients') await roleClients(a1);
+else if (role === 'mqttpub') await roleMqttPublisher(a1);
+else if (role === 'clients') await roleClients(a1, a2);
 else await main();
