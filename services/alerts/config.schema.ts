@@ -78,6 +78,11 @@ export const AlertsConfig = z.strictObject({
   evaluationIntervalMs: z.number().int().positive().default(1_000),
   /** Resolved alerts stay listed (GET /api/alerts?status=resolved) this long. */
   resolvedRetentionMs: z.number().int().positive().default(24 * 3_600_000),
+  /**
+   * A sensor or machine without data this long counts as decommissioned: it is no longer watched and
+   * its deadman alerts resolve. The clock restarts when the service restarts.
+   */
+  forgetTargetsAfterMs: z.number().int().positive().default(7 * 24 * 3_600_000),
   httpHost: z.string().default('0.0.0.0'),
   httpPort: z.number().int().min(0).max(65535).default(9104),
   /** Bearer token required on /api/* when set (not on /metrics and /healthz). */

@@ -131,6 +131,33 @@ describe('services > alerts > engine', () => {
     ]);
   });
 
+  it('forgets a target silent for forgetTargetsAfterMs and resolves its deadman alert', () => {
+    const clock = new ManualClock();
+    const changes: Alert[] = [];
+    const engine = new AlertEngine({
+      configRules: [Rule.parse({ id: 'silent', type: 'deadman', per: 'sensor', afterMs: 1000 })],
+      clock,
+      resolvedRetentionMs: 3_600_000,
+      forgetTargetsAfterMs: 10_000,
+      persist: () => 0,
+      onChange: (a) => changes.push(a),
+    });
+    engine.ingestReading(reading('old', 1, 1));
+    clock.advance(1000);
+    engine.tick();
+    clock.advance(9000);
+    engine.tick();
+    expect(changes.map((c) => c.status)).toEqual(['firing', 'resolved']);
+    expect(changes[1].summary).toContain('forgotten');
+    clock.advance(60_000);
+    engine.tick();
+    expect(changes).toHaveLength(2); // no longer watched
+    engine.ingestReading(reading('old', 2, 1)); // it comes back: watched again
+    clock.advance(1000);
+    engine.tick();
+    expect(changes.map((c) => c.status)).toEqual(['firing', 'resolved', 'firing']);
+  });
+
   it('machine deadman marks the machine offline', () => {
     const { engine, clock } = setup([{ id: 'offline', type: 'deadman', per: 'machine', afterMs: 1000 }]);
     engine.ingestReading(reading('temp', 1, 1));

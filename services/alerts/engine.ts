@@ -38,6 +38,8 @@ export interface EngineOptions {
   configRules: Rule[];
   clock: Clock;
   resolvedRetentionMs: number;
+  /** Sensors/machines silent this long are forgotten (decommissioned): their deadman alerts resolve. */
+  forgetTargetsAfterMs?: number;
   /** Persists an op before it takes effect in memory; returns the journal sequence number. */
   persist: (op: JournalOp) => number;
   /** Called after every persisted state change. */
@@ -229,6 +231,15 @@ export class AlertEngine {
   /** Wall-clock work: deadman rules and expiry of old resolved alerts. */
   tick(): void {
     const now = this.opts.clock.now();
+    const forgetMs = this.opts.forgetTargetsAfterMs;
+    if (forgetMs !== undefined) {
+      for (const [seen, per] of [
+        [this.sensorSeen, 'sensor'],
+        [this.machineSeen, 'machine'],
+      ] as const) {
+        for (const [key, at] of seen) if (now - at >= forgetMs) this.forget(per, key, now);
+      }
+    }
     for (const rule of this.effectiveRules) {
       if (rule.type !== 'deadman' || !rule.enabled) continue;
       const seen = rule.per === 'machine' ? this.machineSeen : this.sensorSeen;
@@ -247,6 +258,20 @@ export class AlertEngine {
       if (rec.alert.status === 'resolved' && (rec.alert.endsAt ?? rec.alert.updatedAt) + this.opts.resolvedRetentionMs < now) {
         this.opts.persist({ t: 'alert-del', fingerprint: fp });
         this.alerts.delete(fp);
+      }
+    }
+  }
+
+  private forget(per: 'sensor' | 'machine', key: string, now: number): void {
+    this.opts.persist({ t: 'forget', [per]: key });
+    (per === 'sensor' ? this.sensorSeen : this.machineSeen).delete(key);
+    this.silentTargets.delete(key);
+    const target = per === 'sensor' ? parseSensorKey(key) : parseMachine(key);
+    for (const rule of this.effectiveRules) {
+      if (rule.type !== 'deadman' || rule.per !== per) continue;
+      const rec = this.alerts.get(fingerprintOf(rule.id, target));
+      if (rec && rec.alert.status !== 'resolved') {
+        this.change(rec, { status: 'resolved', endsAt: now, summary: `${rec.alert.summary} (forgotten: no data for ${Math.round((this.opts.forgetTargetsAfterMs ?? 0) / 3_600_000)} h)` });
       }
     }
   }
@@ -421,6 +446,9 @@ export class AlertEngine {
       else if (op.t === 'seen') {
         if (typeof op.sensor === 'string') this.sensorSeen.set(op.sensor, now);
         if (typeof op.machine === 'string') this.machineSeen.set(op.machine, now);
+      } else if (op.t === 'forget') {
+        if (typeof op.sensor === 'string') this.sensorSeen.delete(op.sensor);
+        if (typeof op.machine === 'string') this.machineSeen.delete(op.machine);
       }
     }
     this.recomputeRules();

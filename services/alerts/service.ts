@@ -80,6 +80,7 @@ export class AlertService implements AlertsApi {
       configRules: opts.config.rules,
       clock: this.clock,
       resolvedRetentionMs: opts.config.resolvedRetentionMs,
+      forgetTargetsAfterMs: opts.config.forgetTargetsAfterMs,
       persist,
       onChange: (alert, _rec, seq) => this.onAlertChange(alert, seq),
     });
