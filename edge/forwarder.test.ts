@@ -84,6 +84,10 @@ describe('edge > forwarder', () => {
     expect(fwd.currentMode).toBe('spool');
     sink.release();
     await sink.waitFor(1);
+    await new Promise((r) => setTimeout(r, 100));
+    // The slow send landed after all: its spooled copy is skipped, not sent again.
+    expect(sink.records).toHaveLength(1);
+    expect(fwd.currentMode).toBe('direct');
     await fwd.close();
   });
 

@@ -64,6 +64,8 @@ export class Forwarder {
   private queue: Entry[] = [];
   private queuedRecords = 0;
   private inFlight: Promise<void> | null = null;
+  /** A direct send that timed out but may still succeed; it is the first thing in the spool. */
+  private abandoned: { send: Promise<boolean>; records: number } | null = null;
   private lingerTimer: NodeJS.Timeout | null = null;
   private spoolFlushScheduled = false;
   private replaying: Promise<void> | null = null;
@@ -198,10 +200,16 @@ export class Forwarder {
 
   private sendWithTimeout(records: OutRecord[]): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
+    const send = this.sink.send(records);
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new SendTimeout(this.opts.sendTimeoutMs)), this.opts.sendTimeoutMs);
+      timer = setTimeout(() => {
+        // Too slow: the batch goes to the spool, but the send may still land. Remember it, so the
+        // replay can skip the batch if it did (instead of writing it twice).
+        this.abandoned = { send: send.then(() => true, () => false), records: records.length };
+        reject(new SendTimeout(this.opts.sendTimeoutMs));
+      }, this.opts.sendTimeoutMs);
     });
-    return Promise.race([this.sink.send(records), timeout]).finally(() => clearTimeout(timer));
+    return Promise.race([send, timeout]).finally(() => clearTimeout(timer));
   }
 
   private enterSpoolMode(): void {
@@ -272,6 +280,17 @@ export class Forwarder {
   private async replayLoop(): Promise<void> {
     let attempt = 0;
     const policy = { retries: Infinity, initialDelayMs: this.opts.retryInitialMs, maxDelayMs: this.opts.retryMaxMs, factor: 2 };
+    if (this.abandoned) {
+      const { send, records } = this.abandoned;
+      this.abandoned = null;
+      // The spool was empty in direct mode, so the abandoned batch is its first `records` records.
+      if (await send) {
+        const { next } = this.spool.read(records, Number.MAX_SAFE_INTEGER);
+        this.spool.commit(next);
+        this.metrics.spoolBytes.set(this.spool.bytes);
+        this.log.info({ records }, 'a timed-out Kafka send landed after all: its spooled copy is skipped');
+      }
+    }
     while (!this.abort.signal.aborted) {
       // Anything queued goes behind what is already spooled.
       this.flushQueueToSpool();
@@ -287,7 +306,7 @@ export class Forwarder {
         // Queue non-empty but the spool refused it: cannot happen with an empty spool unless one
         // entry exceeds maxBytes; send it directly instead of waiting forever.
         const big = this.queue.shift() as Entry;
-        await this.sendWithTimeout(big.records);
+        await this.sink.send(big.records);
         this.countForwarded(big.records);
         this.settle(big);
         continue;
@@ -296,7 +315,9 @@ export class Forwarder {
       if (records.length === 0) continue;
       const started = performance.now();
       try {
-        await this.sendWithTimeout(records);
+        // No timeout race here: a replayed batch that is merely slow must not be sent twice; the
+        // Kafka client's own request timeout ends a hung send.
+        await this.sink.send(records);
       } catch (err) {
         attempt++;
         this.metrics.kafkaErrors.inc();

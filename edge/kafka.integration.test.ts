@@ -167,6 +167,8 @@ describe('edge > Kafka (embedded Kafka-protocol broker)', () => {
       if (reading.value > prev) lastPerKey.set(r.key, reading.value);
     }
     const lost = acked.reduce((n, a, d) => n + a.filter((s) => !seen[d].has(s)).length, 0);
+    const unique = seen.reduce((n, s) => n + s.size, 0);
+    console.log(`outage ${outageMs / 1000} s: ${total} readings acknowledged (${ackedDuringOutage} during the outage), ${recs.length} Kafka records, lost ${lost}, duplicates ${recs.length - unique}, order violations ${orderViolations}`);
     expect(ackedDuringOutage).toBeGreaterThan(100); // devices kept going: their data went to the spool
     expect(lost).toBe(0);
     expect(orderViolations).toBe(0);
