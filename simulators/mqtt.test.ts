@@ -7,7 +7,7 @@ import type { KafkaClients } from '../common/kafka.ts';
 import { silentLogger } from '../common/logger.ts';
 import { createRegistry, renderMetrics } from '../common/metrics.ts';
 import { SimulatorConfig, type SimulatorConfigInput } from './config.schema.ts';
-import { decodeSparkplug } from './encode.ts';
+import { decodeSparkplug, encodeSparkplug } from './encode.ts';
 import { start } from './index.ts';
 import { LabelRecorder } from './labels.ts';
 import { PlantModel } from './model.ts';
@@ -129,6 +129,25 @@ describe('simulators > MQTT output (aedes on an ephemeral port)', () => {
     expect(metrics.map((m) => ({ name: m.name, ts: Number(m.timestamp), value: m.value }))).toEqual(
       expected.map((e) => ({ name: e.sensor.id, ts: e.ts, value: e.value })),
     );
+  });
+
+  it('Sparkplug B: answers a Node Control/Rebirth NCMD with a new NBIRTH and DBIRTHs', async () => {
+    const cfg = plantConfig({ output: { mqtt: { format: 'sparkplug' } } });
+    const model = new PlantModel(cfg);
+    const output = new MqttOutput({ ...cfg.output.mqtt, url: broker.url }, model.machines, silentLogger(), () => 42);
+    const sub = await subscriber('spBv1.0/s/+/l1/#');
+    await output.connect();
+    await sub.waitFor((g) => g.filter((m) => m.topic.includes('BIRTH')).length === 3);
+    const host = await mqtt.connectAsync(broker.url, { clientId: 'sparkplug-host' });
+    await host.publishAsync('spBv1.0/s/NCMD/l1', Buffer.from(encodeSparkplug({ timestamp: Date.now(), metrics: [{ name: 'Node Control/Rebirth', type: 'Boolean', value: true }] })));
+    await sub.waitFor((g) => g.filter((m) => m.topic.includes('BIRTH')).length === 6);
+    const births = sub.got.filter((m) => m.topic.includes('BIRTH')).slice(3);
+    expect(births.map((m) => m.topic)).toEqual(['spBv1.0/s/NBIRTH/l1', 'spBv1.0/s/DBIRTH/l1/p1', 'spBv1.0/s/DBIRTH/l1/c1']);
+    expect(Number(decodeSparkplug(births[0].payload).seq)).toBe(0);
+    expect(decodeSparkplug(births[1].payload).metrics?.every((m) => m.value === 42)).toBe(true);
+    await host.endAsync();
+    await sub.client.endAsync();
+    await output.close();
   });
 
   it('counts publish errors instead of throwing when the broker goes away', async () => {
