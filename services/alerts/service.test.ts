@@ -3,6 +3,7 @@
  * local HTTP receivers, and every receiver checks the Standard Webhooks signature the way a
  * receiver in the field would (node:crypto only, not our own verify function).
  */
+import { spawn } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -181,6 +182,32 @@ describe('services > alerts > service (real HTTP receivers)', () => {
     expect(resolved.alerts.map((x) => x.fingerprint).sort()).toEqual(fps);
     await sleep(600);
     expect(rx.accepted()).toHaveLength(2);
+  });
+
+  it('survives a hard crash (SIGKILL) while the receiver is down: the queued notification and the alerts come back', async () => {
+    let up = false;
+    const rx = await receiver(() => (up ? { status: 200 } : { status: 500 }));
+    const dir = tempDir();
+    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'testdata/crash-runner.ts')], {
+      cwd: join(import.meta.dirname, '../..'),
+      env: { ...process.env, ALERTS_DIR: dir, RECEIVER_URL: rx.url, WEBHOOK_SECRET: SECRET },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    cleanups.push(() => void child.kill('SIGKILL'));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    await waitUntil(() => rx.requests.length >= 2, 20_000, 'the child to try (and fail) delivering');
+    const tried = String(rx.requests[0].headers['webhook-id']);
+    child.kill('SIGKILL');
+    await exited;
+
+    up = true;
+    const b = service(AlertsConfig.parse({ ...config([rx]), receivers: [{ name: 'ops', url: rx.url, secret: SECRET }], stateDir: dir }), '/nonexistent');
+    expect((await b.list()).map((a) => a.sensor).sort()).toEqual(['bearing', 'spindle']);
+    const [delivered] = await rx.waitForAccepted(1);
+    expect(String(delivered.headers['webhook-id'])).toBe(tried);
+    expect(receiverVerify(delivered).alerts.map((a) => a.sensor).sort()).toEqual(['bearing', 'spindle']);
+    await sleep(500);
+    expect(rx.accepted()).toHaveLength(1);
   });
 
   it('a storm of 1,000 anomalies on one machine yields one grouped notification', async () => {
