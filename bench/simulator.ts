@@ -12,12 +12,15 @@
  *      live, one connection per machine, paced to the target (the CLI's --load).
  *   4. simulator load mode, batched JSON, target 400k readings/s: how far it goes unpaced.
  *   5. simulator load mode, one reading per message, target 100k: why batching matters.
- * Readings/s and messages/s are both shown; the ratio column compares readings/s with row 1.
+ * Readings/s and messages/s are both shown; the ratio column compares readings/s with row 1. CPU
+ * columns: CPU time of the sending process and of the broker per reading, which is steadier than
+ * rates when other processes compete for the two cores.
  *
  * Options: --quick (shorter runs), --duration <s> (simulator rows, default 10).
  * Figures on this shared 2-core machine are noisy: re-run when the machine is calm.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
 import { silentLogger } from '../common/logger.ts';
 import { SimulatorConfig } from '../simulators/config.schema.ts';
@@ -34,6 +37,28 @@ const DURATION_S = durIdx > 0 ? Number(process.argv[durIdx + 1]) : quick ? 4 : 1
 const MACHINES = 200;
 const RATE_HZ = 100; // 200 machines × ~4.8 sensors × 100 Hz ≈ 96k readings/s in real time
 const TICK_MS = 200;
+
+/** user+system CPU seconds of another process, from /proc (Linux; 0 elsewhere). */
+function procCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ
+  } catch {
+    return 0;
+  }
+}
+const selfCpuSeconds = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+/** CPU used by this process and the broker process between start() and the returned stop(). */
+function cpuMeter(brokerPid: number): () => { sender: number; broker: number } {
+  const s0 = selfCpuSeconds();
+  const b0 = procCpuSeconds(brokerPid);
+  return () => ({ sender: selfCpuSeconds() - s0, broker: procCpuSeconds(brokerPid) - b0 });
+}
 
 interface BrokerStats {
   messages: number;
@@ -112,6 +137,9 @@ interface Row {
   sentRate: number;
   target?: number;
   errors: number;
+  /** CPU seconds used by the sending process (simulator or raw loop) and by the broker. */
+  senderCpu: number;
+  brokerCpu: number;
 }
 
 async function connectMany(url: string, n: number, tag: string): Promise<MqttClient[]> {
@@ -171,10 +199,12 @@ async function baselineSingle(broker: BrokerProcess): Promise<Row> {
   const msgs: OutMessage[] = [];
   const t = Date.now();
   for (let i = 0; i < n; i++) msgs.push({ topic: `plant/load/line-1/pump-${i % 200}/vibration`, payload: `{"ts":${t + i},"value":${(1 + (i % 97) / 100).toFixed(2)},"unit":"mm/s","quality":"good"}`, readings: 1 });
+  const cpu = cpuMeter(broker.child.pid!);
   const sent = await rawPublish([client], [msgs]);
   const s = await broker.settle(n);
+  const used = cpu();
   await client.endAsync();
-  return row('baseline: raw mqtt.js, 1 reading/msg, pre-encoded', 1, sent.readings, sent.wallMs, s);
+  return row('baseline: raw mqtt.js, 1 reading/msg, pre-encoded', 1, sent.readings, sent.wallMs, s, used);
 }
 
 async function baselineBatched(broker: BrokerProcess): Promise<Row> {
@@ -188,10 +218,12 @@ async function baselineBatched(broker: BrokerProcess): Promise<Row> {
   }
   await broker.reset();
   const clients = await connectMany(broker.url, model.machines.length, 'batched');
+  const cpu = cpuMeter(broker.child.pid!);
   const sent = await rawPublish(clients, perMachine);
   const s = await broker.settle(sent.readings);
+  const used = cpu();
   await Promise.all(clients.map((c) => c.endAsync()));
-  return row('baseline: raw mqtt.js, simulator batches pre-encoded', clients.length, sent.readings, sent.wallMs, s);
+  return row('baseline: raw mqtt.js, simulator batches pre-encoded', clients.length, sent.readings, sent.wallMs, s, used);
 }
 
 async function simulatorLoad(broker: BrokerProcess, target: number, format: 'batch' | 'json', label: string): Promise<Row> {
@@ -213,6 +245,7 @@ async function simulatorLoad(broker: BrokerProcess, target: number, format: 'bat
     startMs,
     endMs: startMs + DURATION_S * 1000 * speed,
   });
+  const cpu = cpuMeter(broker.child.pid!);
   const t0 = performance.now();
   const stopAt = setTimeout(() => void runner.stop(), DURATION_S * 1000 + 100);
   await runner.run();
@@ -220,13 +253,13 @@ async function simulatorLoad(broker: BrokerProcess, target: number, format: 'bat
   await output.close();
   const wallMs = performance.now() - t0;
   const s = await broker.settle(output.stats.readings);
-  const r = row(label, model.machines.length, output.stats.readings, wallMs, s);
+  const r = row(label, model.machines.length, output.stats.readings, wallMs, s, cpu());
   r.target = target;
   r.errors = output.stats.errors;
   return r;
 }
 
-function row(name: string, connections: number, sentReadings: number, wallMs: number, s: BrokerStats): Row {
+function row(name: string, connections: number, sentReadings: number, wallMs: number, s: BrokerStats, cpu: { sender: number; broker: number }): Row {
   const brokerMs = Math.max(1, s.lastAt - s.firstAt);
   return {
     name,
@@ -239,13 +272,15 @@ function row(name: string, connections: number, sentReadings: number, wallMs: nu
     brokerMsgRate: (s.messages / brokerMs) * 1000,
     sentRate: (sentReadings / wallMs) * 1000,
     errors: s.unparsable,
+    senderCpu: cpu.sender,
+    brokerCpu: cpu.broker,
   };
 }
 
 function print(rows: Row[]): void {
   const base = rows[0].brokerRate;
   const n = (x: number) => Math.round(x).toLocaleString('en-US');
-  const header = ['run', 'conns', 'readings/msg', 'target r/s', 'sent r/s', 'broker r/s', 'broker msgs/s', 'received/sent', 'vs baseline 1'];
+  const header = ['run', 'conns', 'readings/msg', 'target r/s', 'sent r/s', 'broker r/s', 'broker msgs/s', 'received/sent', 'vs baseline 1', 'sender CPU-µs/reading', 'broker CPU-µs/reading'];
   const lines = rows.map((r) => [
     r.name,
     String(r.connections),
@@ -256,17 +291,24 @@ function print(rows: Row[]): void {
     n(r.brokerMsgRate),
     `${n(r.brokerReadings)}/${n(r.sentReadings)}`,
     `${(r.brokerRate / base).toFixed(2)}×`,
+    ((r.senderCpu / Math.max(1, r.sentReadings)) * 1e6).toFixed(2),
+    ((r.brokerCpu / Math.max(1, r.brokerReadings)) * 1e6).toFixed(2),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const fmt = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
   console.log(fmt(header));
   console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
   for (const l of lines) console.log(fmt(l));
-  console.log('\ncsv:');
-  console.log('run,connections,readings_per_msg,target,sent_readings_per_s,broker_readings_per_s,broker_msgs_per_s,broker_readings,sent_readings,ratio_vs_baseline1');
-  for (const r of rows) {
-    console.log([JSON.stringify(r.name), r.connections, r.readingsPerMsg.toFixed(2), r.target ?? '', Math.round(r.sentRate), Math.round(r.brokerRate), Math.round(r.brokerMsgRate), r.brokerReadings, r.sentReadings, (r.brokerRate / base).toFixed(3)].join(','));
-  }
+  const csv = [
+    'run,connections,readings_per_msg,target,sent_readings_per_s,broker_readings_per_s,broker_msgs_per_s,broker_readings,sent_readings,ratio_vs_baseline1,sender_cpu_s,broker_cpu_s',
+    ...rows.map((r) =>
+      [JSON.stringify(r.name), r.connections, r.readingsPerMsg.toFixed(2), r.target ?? '', Math.round(r.sentRate), Math.round(r.brokerRate), Math.round(r.brokerMsgRate), r.brokerReadings, r.sentReadings, (r.brokerRate / base).toFixed(3), r.senderCpu.toFixed(3), r.brokerCpu.toFixed(3)].join(','),
+    ),
+  ].join('\n');
+  const file = new URL('./results/simulator.csv', import.meta.url).pathname;
+  mkdirSync(new URL('./results/', import.meta.url).pathname, { recursive: true });
+  writeFileSync(file, `${csv}\n`);
+  console.log(`\ncsv (also in bench/results/simulator.csv):\n${csv}`);
 }
 
 const broker = await BrokerProcess.start();
