@@ -1,0 +1,193 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Reading } from '../../../common/messages.ts';
+import { MachineScore as MachineScoreSchema, SensorScore as SensorScoreSchema } from '../../../common/messages.ts';
+import { createDetector, DetectorConfig, type StreamDetector } from './index.ts';
+import { NOISE_SD, syntheticStream, type Injection } from './synthetic.ts';
+
+const cfg = DetectorConfig.parse({});
+const open: StreamDetector[] = [];
+async function detector(overrides: Partial<DetectorConfig> = {}): Promise<StreamDetector> {
+  const d = await createDetector(DetectorConfig.parse(overrides), { now: () => 0 });
+  open.push(d);
+  return d;
+}
+afterEach(() => {
+  while (open.length) open.pop()!.dispose();
+});
+
+/** Feeds readings in service-sized batches and returns every sensor score in order. */
+async function feed(det: StreamDetector, rs: Reading[], batch = 50) {
+  const out = [];
+  for (let i = 0; i < rs.length; i += batch) out.push(...(await det.scoreBatch(rs.slice(i, i + batch))).sensor);
+  return out;
+}
+
+const AT = 3000;
+const LENGTH = 3600;
+
+describe('services > anomaly > detector', () => {
+  it('stays quiet on clean noise after warm-up (false-alarm rate below 1e-4 per reading)', async () => {
+    let alerts = 0;
+    let n = 0;
+    for (let seed = 1; seed <= 10; seed++) {
+      const det = await detector();
+      const scores = (await feed(det, syntheticStream({ length: 5000, at: 5000, injection: 'none', seed: seed * 13 }), 100)).slice(500);
+      n += scores.length;
+      alerts += scores.filter((s) => s.likelihood >= cfg.alertLikelihood).length;
+      // most readings look ordinary, not borderline
+      const median = scores.map((s) => s.likelihood).sort((a, b) => a - b)[Math.floor(scores.length / 2)];
+      expect(median).toBeLessThan(0.9);
+      expect(scores.at(-1)!.warmingUp).toBe(false);
+    }
+    expect(alerts / n).toBeLessThan(1e-4);
+  });
+
+  const cases: Array<{ injection: Injection; maxDelay: number }> = [
+    { injection: 'spike', maxDelay: 0 },
+    { injection: 'levelShift', maxDelay: 2 },
+    { injection: 'drift', maxDelay: 200 }, // 0.02σ per reading: flagged once it leaves the range seen (≈ 2-4σ)
+    { injection: 'stuck', maxDelay: 10 },
+  ];
+  for (const { injection, maxDelay } of cases) {
+    it(`flags a ${injection} within ${maxDelay} readings, without alarms before it`, async () => {
+      for (const seed of [1, 2]) {
+        const det = await detector();
+        const scores = await feed(det, syntheticStream({ length: LENGTH, at: AT, injection, seed }));
+        const first = scores.findIndex((s, i) => i >= AT && s.likelihood >= cfg.alertLikelihood);
+        expect(first, `seed ${seed}: not flagged`).toBeGreaterThanOrEqual(AT);
+        expect(first - AT, `seed ${seed}`).toBeLessThanOrEqual(maxDelay);
+        expect(scores.slice(500, AT).filter((s) => s.likelihood >= cfg.alertLikelihood)).toHaveLength(0);
+      }
+    });
+  }
+
+  it('gives each reading a prediction with a band that covers ordinary readings', async () => {
+    const det = await detector();
+    const scores = await feed(det, syntheticStream({ length: 2000, at: 2000, injection: 'none' }));
+    const tail = scores.slice(1000);
+    const inside = tail.filter((s) => s.value >= s.lower && s.value <= s.upper).length / tail.length;
+    expect(inside).toBeGreaterThan(0.95);
+    const mae = tail.reduce((a, s) => a + Math.abs(s.value - s.predicted), 0) / tail.length;
+    expect(mae).toBeLessThan(2 * NOISE_SD); // it tracks the signal, not just its mean
+    for (const s of tail.slice(0, 20)) expect(SensorScoreSchema.safeParse(s).success).toBe(true);
+  });
+
+  it('forecasts a ramp and predicts when it crosses the configured limit', async () => {
+    const det = await detector({ forecastHorizonMs: 60_000 });
+    det.setLimits!({ 'plant/l1/oven/temp': { upper: 200 } });
+    // 0.1 per second from 100: crosses 200 after 1000 s
+    const rs: Reading[] = Array.from({ length: 600 }, (_, i) => ({
+      site: 'plant', line: 'l1', machine: 'oven', sensor: 'temp', ts: 1_000_000 + i * 1000, value: 100 + 0.1 * i, receivedAt: 0,
+    }));
+    const last = (await feed(det, rs)).at(-1)!;
+    expect(last.forecast!.horizonMs).toBe(60_000);
+    expect(last.forecast!.value).toBeCloseTo(100 + 0.1 * 599 + 6, 0);
+    expect(last.forecast!.lower).toBeLessThan(last.forecast!.value);
+    // remaining: (200 - 159.9) / 0.1 per s ≈ 401 s
+    expect(last.timeToLimitMs!).toBeGreaterThan(380_000);
+    expect(last.timeToLimitMs!).toBeLessThan(420_000);
+  });
+
+  it('rejects duplicates and hopelessly late readings, scores late ones without changing later scores', async () => {
+    const rs = syntheticStream({ length: 1500, at: 1500, injection: 'none' });
+    const clean = await detector();
+    const cleanScores = await feed(clean, rs);
+
+    const det = await detector({ maxLatenessMs: 60_000 });
+    await feed(det, rs.slice(0, 1000));
+    const late = { ...rs[996], value: rs[996].value + 0.1 }; // same timestamp as a reading already scored
+    const lateOk = { ...rs[995], ts: rs[995].ts + 1, value: rs[995].value }; // 4 s late, unseen timestamp
+    const tooLate = { ...rs[100], ts: rs[100].ts + 1 };
+    const dup = { ...rs[999] };
+    const out = await det.scoreBatch([late, lateOk, tooLate, dup]);
+    expect(out.rejected.map((r) => r.reason.split(':')[0]).sort()).toEqual(['duplicate', 'duplicate', 'too late']);
+    expect(out.sensor).toHaveLength(1);
+    expect(out.sensor[0].ts).toBe(lateOk.ts);
+    expect(out.sensor[0].likelihood).toBeGreaterThanOrEqual(0);
+    // the late reading did not poison the stream: what follows scores exactly as without it
+    const after = await feed(det, rs.slice(1000));
+    expect(after.map((s) => s.likelihood)).toEqual(cleanScores.slice(1000).map((s) => s.likelihood));
+    expect(after.map((s) => s.predicted)).toEqual(cleanScores.slice(1000).map((s) => s.predicted));
+  });
+
+  it('handles gaps and irregular sampling: no extra alarms, every reading scored', async () => {
+    for (const seed of [5, 6]) {
+      const rs = syntheticStream({ length: 3000, at: 3000, injection: 'none', seed });
+      let t = rs[0].ts;
+      const irregular = rs.map((r, i) => {
+        t += i === 2000 ? 6 * 3600_000 : 500 + ((i * 7919) % 1000); // 0.5–1.5 s steps, one 6 h outage
+        return { ...r, ts: t };
+      });
+      const alarms = async (input: Reading[]) => {
+        const scores = await feed(await detector(), input);
+        expect(scores).toHaveLength(input.length);
+        for (const s of scores) expect(Number.isFinite(s.predicted) && Number.isFinite(s.rawScore) && Number.isFinite(s.forecast!.value)).toBe(true);
+        return scores.slice(500).filter((s) => s.likelihood >= cfg.alertLikelihood).length;
+      };
+      const regular = await alarms(rs);
+      expect(await alarms(irregular)).toBeLessThanOrEqual(regular);
+      expect(regular).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('restores a snapshot into a fresh detector that then scores identically', async () => {
+    const rs = [
+      ...syntheticStream({ length: 2400, at: 2200, injection: 'spike', sensor: 'a', seed: 1 }),
+      ...syntheticStream({ length: 2400, at: 2300, injection: 'levelShift', sensor: 'b', seed: 2 }),
+    ].sort((x, y) => x.ts - y.ts);
+    const a = await detector({ model: { ...cfg.model, trainEvery: 500 } });
+    await feed(a, rs.slice(0, 2500));
+    const snap = JSON.parse(JSON.stringify(await a.snapshot()));
+    const b = await detector({ model: { ...cfg.model, trainEvery: 500 } });
+    await b.restore(snap);
+    expect(b.streamCount()).toBe(2);
+    const fromA = await a.scoreBatch(rs.slice(2500));
+    const fromB = await b.scoreBatch(rs.slice(2500));
+    expect(fromB).toEqual(fromA);
+    // and across training rounds too
+    const moreA = await feed(a, rs.slice(2500).map((r) => ({ ...r, ts: r.ts + 10_000_000 })));
+    const moreB = await feed(b, rs.slice(2500).map((r) => ({ ...r, ts: r.ts + 10_000_000 })));
+    expect(moreB).toEqual(moreA);
+  });
+
+  it('scores a machine with per-sensor contributions pointing at the sensor that broke ranks', async () => {
+    const det = await detector();
+    const rs: Reading[] = [];
+    let seed = 1;
+    const noise = () => ((seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5) * 0.2;
+    for (let i = 0; i < 2000; i++) {
+      const load = 50 + 20 * Math.sin((2 * Math.PI * i) / 200);
+      const base = { site: 'plant', line: 'l1', machine: 'pump', ts: 1_000_000 + i * 1000, receivedAt: 0 };
+      rs.push({ ...base, sensor: 'load', value: load + noise() });
+      rs.push({ ...base, sensor: 'current', value: 0.2 * load + noise() });
+      // vibration decouples from load at the end
+      rs.push({ ...base, sensor: 'vibration', value: (i < 1990 ? 0.05 * load : 4.5) + noise() });
+    }
+    const machines = [];
+    for (let i = 0; i < rs.length; i += 30) machines.push(...(await det.scoreBatch(rs.slice(i, i + 30))).machine);
+    for (const m of machines.slice(-3)) expect(MachineScoreSchema.safeParse(m).success).toBe(true);
+    const last = machines.at(-1)!;
+    expect(last.likelihood).toBeGreaterThanOrEqual(cfg.alertLikelihood);
+    const top = Object.entries(last.contributions).sort((x, y) => y[1] - x[1])[0][0];
+    expect(top).toBe('vibration');
+    expect(Object.values(last.contributions).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6);
+    const calm = machines[Math.floor(machines.length / 2)];
+    expect(calm.likelihood).toBeLessThan(cfg.alertLikelihood);
+  });
+
+  it('bounds memory: evicts the least recently used stream beyond maxStreams', async () => {
+    const det = await detector({ maxStreams: 10 });
+    const mk = (s: number, i: number): Reading => ({ site: 's', line: 'l', machine: `m${s}`, sensor: 'v', ts: 1000 + i, value: i, receivedAt: 0 });
+    for (let s = 0; s < 10; s++) await det.scoreBatch([mk(s, 0), mk(s, 1)]);
+    const bytes10 = det.stateBytes();
+    expect(det.streamCount()).toBe(10);
+    await det.scoreBatch([mk(0, 2)]); // touch stream 0: stream 1 is now the oldest
+    await det.scoreBatch([mk(99, 0)]);
+    expect(det.streamCount()).toBe(10);
+    expect(det.stateBytes()).toBeLessThanOrEqual(bytes10 * 1.05);
+    // stream 1 was evicted: it starts over (warming up again), stream 0 kept its history
+    const out = await det.scoreBatch([mk(1, 5), mk(0, 5)]);
+    expect(out.sensor[0].warmingUp).toBe(true);
+    expect(det.streamCount()).toBe(10);
+  });
+});
