@@ -53,8 +53,9 @@ export class CardinalityGuard {
   }
 
   /** True when the series is known or may be created; false (and counted) when refused. */
-  admit(measurement: string, seriesKey: string, machineKey: string): boolean {
+  admit(measurement: string, seriesKey: string, machine: { site: string; line: string; machine: string }): boolean {
     if (this.known.has(seriesKey)) return true;
+    const machineKey = `${machine.site}/${machine.line}/${machine.machine}`;
     const machineCount = this.perMachine.get(machineKey) ?? 0;
     let limit: 'machine' | 'total' | undefined;
     if (machineCount >= this.limits.maxSeriesPerMachine) limit = 'machine';

@@ -147,7 +147,7 @@ export class EmbeddedStore implements StorageBackend {
   private sidFor(key: string, measurement: string, p: { site: string; line: string; machine: string; sensor?: string }, fresh: SeriesRow[]): number | undefined {
     const known = this.seriesByKey.get(key);
     if (known) return known.sid;
-    if (!this.guard.admit(measurement, key, machineKeyOf(p))) return undefined;
+    if (!this.guard.admit(measurement, key, p)) return undefined;
     const row: SeriesRow = { sid: this.nextSid++, measurement, site: p.site, line: p.line, machine: p.machine, sensor: p.sensor ?? '' };
     this.seriesByKey.set(key, row);
     fresh.push(row);

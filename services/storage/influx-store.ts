@@ -251,11 +251,12 @@ export class InfluxStore implements StorageBackend {
         rejected.push({ code: STORAGE_ERRORS.tooOld, reason: `event time ${new Date(r.ts).toISOString()} is older than the raw retention (${this.opts.rawRetentionDays} d)`, item: r });
         continue;
       }
-      if (!this.guard.admit(MEASUREMENTS.readings, sensorSeriesKey(MEASUREMENTS.readings, r), machineKeyOf(r))) {
+      const key = sensorSeriesKey(MEASUREMENTS.readings, r);
+      if (!this.guard.admit(MEASUREMENTS.readings, key, r)) {
         rejected.push({ code: STORAGE_ERRORS.cardinality, reason: 'new series beyond the cardinality limit', item: r });
         continue;
       }
-      lines.push(readingLine(r));
+      lines.push(readingLine(r, key));
       items.push(r);
     }
     const res = await this.writeLines(lines, items, RAW_RP);
@@ -277,7 +278,7 @@ export class InfluxStore implements StorageBackend {
       }
       const measurement = s.kind === 'sensor' ? MEASUREMENTS.scores : MEASUREMENTS.machineScores;
       const key = s.kind === 'sensor' ? sensorSeriesKey(measurement, s) : machineSeriesKey(measurement, s);
-      if (!this.guard.admit(measurement, key, machineKeyOf(s))) {
+      if (!this.guard.admit(measurement, key, s)) {
         rejected.push({ code: STORAGE_ERRORS.cardinality, reason: 'new series beyond the cardinality limit', item: s });
         continue;
       }
@@ -300,7 +301,7 @@ export class InfluxStore implements StorageBackend {
         rejected.push({ code: STORAGE_ERRORS.tooOld, reason: 'alert state change older than the raw retention', item: a });
         continue;
       }
-      if (!this.guard.admit(MEASUREMENTS.alerts, alertSeriesKey(a), machineKeyOf(a))) {
+      if (!this.guard.admit(MEASUREMENTS.alerts, alertSeriesKey(a), a)) {
         rejected.push({ code: STORAGE_ERRORS.cardinality, reason: 'new series beyond the cardinality limit', item: a });
         continue;
       }

@@ -77,8 +77,9 @@ function int(v: number): string {
   return `${Math.trunc(v)}i`;
 }
 
-export function readingLine(r: Reading): string {
-  let line = `${MEASUREMENTS.readings},line=${escapeTag(r.line)},machine=${escapeTag(r.machine)},sensor=${escapeTag(r.sensor)},site=${escapeTag(r.site)} value=${float(r.value)}`;
+/** `seriesKey` = sensorSeriesKey('readings', r), when the caller has it already (the guard needs it too). */
+export function readingLine(r: Reading, seriesKey = sensorSeriesKey(MEASUREMENTS.readings, r)): string {
+  let line = `${seriesKey} value=${float(r.value)}`;
   if (r.unit !== undefined) line += `,unit=${stringField(r.unit)}`;
   if (r.quality !== undefined) line += `,quality="${r.quality}"`;
   return `${line},received_at=${int(r.receivedAt)} ${r.ts}`;

@@ -26,6 +26,7 @@ import type { WriteResult } from './store.ts';
 import { getOrCreate } from './cardinality.ts';
 import { STORAGE_ERRORS, StorageUnavailableError } from './errors.ts';
 import { OffsetTracker, type CommittableOffset, type MessageToken } from './offsets.ts';
+import { readingsFast } from './fast-validate.ts';
 
 export const AlertRecord = z.union([Alert, z.array(Alert).min(1)]);
 
@@ -173,6 +174,10 @@ export class StorageWriter {
     } catch (err) {
       return { error: `value is not JSON: ${(err as Error).message}` };
     }
+    if (kind === 'readings') {
+      const fast = readingsFast(json);
+      if (fast) return { items: fast };
+    }
     const schema = kind === 'readings' ? ReadingRecord : kind === 'scores' ? ScoreRecord : AlertRecord;
     const res = schema.safeParse(json);
     if (!res.success) return { error: `invalid ${kind.slice(0, -1)}: ${describeZodError(res.error)}` };
@@ -271,14 +276,18 @@ export class StorageWriter {
       this.m.rejected.inc({ kind, code: r.code });
     }
     const deadLetters: Promise<void>[] = [];
+    let advanced = false;
+    let finished = 0;
     for (const item of batch) {
-      const rej = rejectedItems.get(item.value);
+      const rej = rejectedItems.size > 0 ? rejectedItems.get(item.value) : undefined;
       if (rej && rej.code !== STORAGE_ERRORS.cardinality) {
         deadLetters.push(this.sendDeadLetter(rej.code, rej.reason, item.record, Buffer.from(JSON.stringify(item.value))).then(() => this.finish(item.token, 1)));
       } else {
-        this.finish(item.token, 1);
+        if (this.tracker.done(item.token, 1)) advanced = true;
+        finished++;
       }
     }
+    this.afterFinish(finished, advanced);
     await Promise.all(deadLetters);
   }
 
@@ -328,11 +337,15 @@ export class StorageWriter {
   }
 
   private finish(token: MessageToken, points: number): void {
+    this.afterFinish(points, this.tracker.done(token, points));
+  }
+
+  private afterFinish(points: number, advanced: boolean): void {
     this.pending -= points;
     this.m.buffered.set(this.pending);
-    if (this.tracker.done(token, points)) this.scheduleCommit();
-    if (this.pending < this.opts.maxBufferedPoints) for (const w of this.roomWaiters.splice(0)) w();
-    if (this.pending === 0) for (const w of this.idleWaiters.splice(0)) w();
+    if (advanced) this.scheduleCommit();
+    if (this.pending < this.opts.maxBufferedPoints && this.roomWaiters.length > 0) for (const w of this.roomWaiters.splice(0)) w();
+    if (this.pending === 0 && this.idleWaiters.length > 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   private scheduleCommit(): void {
