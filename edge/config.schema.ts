@@ -152,7 +152,7 @@ const EdgeConfigObject = z
           /** A send slower than this counts as "Kafka unavailable": the batch goes to the spool. */
           sendTimeoutMs: z.number().int().positive().default(5000),
           /** Records waiting in memory for Kafka; beyond it intake waits (QoS 0 included). */
-          maxPendingRecords: z.number().int().positive().default(50_000),
+          maxPendingRecords: z.number().int().positive().default(10_000),
           /** Spool replay retry backoff while Kafka is down. */
           retryInitialMs: z.number().int().positive().default(200),
           retryMaxMs: z.number().int().positive().default(5000),
