@@ -13,6 +13,8 @@ export const BrokerConfig = z.strictObject({
   port: z.number().int().min(0).max(65535).default(9092),
   /** Host name clients are told to connect to (Metadata, FindCoordinator); defaults to `host`. */
   advertisedHost: z.string().optional(),
+  /** Port clients are told to connect to (a proxy or NAT in front); defaults to the bound port. */
+  advertisedPort: z.number().int().min(1).max(65535).optional(),
   /** Log directory. Relative paths resolve against the component data dir (`ctx.dataDir`). */
   dataDir: z.string().default('kafka'),
   /** Create a topic when a Metadata request names an unknown one and the client allows it. */

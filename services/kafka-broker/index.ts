@@ -23,6 +23,8 @@ export interface BrokerHandle extends ComponentHandle {
   readonly port: number;
   /** `['host:port']`, ready for `createKafkaClients({ brokers })`. */
   readonly brokers: string[];
+  /** The port actually bound (differs from `port` only when `advertisedPort` is set). */
+  readonly boundPort: number;
   /** Ops server URL (/metrics, /healthz), when `httpPort` is not null. */
   readonly opsUrl: string | null;
   /** The metrics registry the broker writes to. */
@@ -37,7 +39,7 @@ export async function start(config: BrokerConfig, ctx: BrokerContext): Promise<B
   const logger = ctx.logger.child({ component: 'kafka-broker' });
   const dataDir = isAbsolute(config.dataDir) ? config.dataDir : resolve(ctx.dataDir, config.dataDir);
   const broker = new Broker(config, dataDir, logger, ctx.metrics);
-  await broker.start();
+  const bound = await broker.start();
   let ops: OpsServer | null = null;
   if (config.httpPort !== null) {
     try {
@@ -58,6 +60,7 @@ export async function start(config: BrokerConfig, ctx: BrokerContext): Promise<B
     host,
     port,
     brokers: [`${host}:${port}`],
+    boundPort: bound.port,
     opsUrl: ops?.url ?? null,
     metrics: ctx.metrics,
     dataDir,

@@ -155,7 +155,7 @@ export class Broker implements BrokerCore {
     this.offsets.open();
     const bound = await this.server.listen();
     const host = this.config.advertisedHost ?? (this.config.host === '0.0.0.0' || this.config.host === '::' ? '127.0.0.1' : this.config.host);
-    this.advertised = { host, port: bound.port };
+    this.advertised = { host, port: this.config.advertisedPort ?? bound.port };
     this.logger.info({ host: bound.host, port: bound.port, advertised: `${host}:${bound.port}`, dataDir: this.dataDir, topics: this.logs.topics.size }, 'kafka broker listening');
     return bound;
   }

@@ -182,6 +182,9 @@ function encodeFields(fields: CompiledField[], w: Writer, version: number, flex:
     if (!within(f.versions, version)) continue;
     let value = obj[f.name];
     if (value === undefined) value = f.def;
+    // A null where this version has no null (e.g. JoinGroup protocol_name before v7) goes out as
+    // the type's empty value rather than as an invalid -1 length.
+    if (value === null && !(f.nullable && within(f.nullable, version))) value = zero(f.type) ?? (f.type === 'bytes' || f.type === 'records' ? Buffer.alloc(0) : null);
     if (f.type === 'array' || f.type === 'struct-array') {
       if (value === null) {
         w.arrayLength(null, flex);
