@@ -85,7 +85,7 @@ describeWith([], 'services > alerts > component on the embedded Kafka broker', (
       rules: [
         { id: 'anomaly', type: 'likelihood', threshold: 0.9, severity: 'critical' },
         { id: 'overheat', type: 'threshold', above: 100, hysteresis: 5, scope: { sensor: 'temp' } },
-        { id: 'sensor-offline', type: 'deadman', per: 'sensor', afterMs: 1500 },
+        { id: 'sensor-offline', type: 'deadman', per: 'sensor', afterMs: 2500 },
       ],
       receivers: [{ name: 'ops', url: rx.url, secret: SECRET, rateLimit: { perSecond: 50, burst: 50 }, retry: { initialDelayMs: 200, maxDelayMs: 2000 } }],
       grouping: { groupWaitMs: 300, groupIntervalMs: 600 },
@@ -139,7 +139,9 @@ describeWith([], 'services > alerts > component on the embedded Kafka broker', (
 
   it('scores and readings from Kafka become signed notifications, alerts on plantwatch.alerts, dead letters for bad records', async () => {
     const rx = await receiver();
-    const h = await startAlerts(config(rx), tempDir(), 'kiln');
+    // No deadman rule here: on a loaded machine the gap between this test's readings could trip it.
+    const noDeadman = config(rx).rules.filter((r) => r.type !== 'deadman');
+    const h = await startAlerts(config(rx, { rules: noDeadman }), tempDir(), 'kiln');
     const alerts = await collect(TOPICS.alerts);
     const dead = await collect(TOPICS.deadLetter);
 
@@ -214,7 +216,7 @@ describeWith([], 'services > alerts > component on the embedded Kafka broker', (
       await feeder;
     });
     const [firing] = await rx.waitForAccepted(1, 15_000);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2500);
     expect(verified(firing).alerts.map((a) => [a.rule, a.sensor, a.status])).toEqual([['sensor-offline', 'flow', 'firing']]);
     expect((await h.list()).map((a) => a.sensor)).toEqual(['flow']);
 
