@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DeadLetter, ScoreRecord } from '../../common/messages.ts';
-import { decodeMessages, encodeScores, type DecodedBatch, type InputMessage } from './records.ts';
+import { DeadLetter, Reading, ScoreRecord } from '../../common/messages.ts';
+import { decodeMessages, encodeScores, isPlainValidReading, type DecodedBatch, type InputMessage } from './records.ts';
 import { FakeDetector, reading } from './test-support/fake-detector.ts';
 
 const msg = (offset: number, value: string | null): InputMessage => ({
@@ -34,6 +34,29 @@ describe('services > anomaly > records', () => {
     expect(invalid.reason).toMatch(/value/);
     expect(Buffer.from(invalid.rawBase64, 'base64').toString()).toContain('"value":"x"');
     expect(invalid).toMatchObject({ component: 'anomaly', receivedAt: 42, source: { topic: 'plantwatch.readings', partition: 3 } });
+  });
+
+  it('the fast reading check never accepts what the Reading schema rejects, and accepts ordinary readings', () => {
+    const base = reading({ unit: 'degC', quality: 'good' });
+    const variants: unknown[] = [base, reading(), { ...base, quality: undefined }];
+    const bad: Record<string, unknown[]> = {
+      site: ['', 'a/b', 'x'.repeat(65), 3, null, 'é'],
+      ts: [-1, 1.5, '1', Number.MAX_SAFE_INTEGER + 2, null],
+      receivedAt: [-5, 0.1, undefined],
+      value: [Infinity, NaN, '3', null],
+      unit: ['u'.repeat(33), 5],
+      quality: ['great', 1],
+      extra: [1],
+    };
+    for (const [key, values] of Object.entries(bad)) for (const v of values) variants.push({ ...base, [key]: v });
+    variants.push(null, [], 'x', 5, { ...base, __proto__: null }, JSON.parse('{"__proto__":1,"site":"a"}'));
+    for (const v of variants) {
+      if (isPlainValidReading(v)) expect(Reading.safeParse(v).success, JSON.stringify(v)).toBe(true);
+    }
+    expect(isPlainValidReading(base)).toBe(true);
+    expect(isPlainValidReading(reading())).toBe(true);
+    // base, reading(), quality: undefined, and the null-prototype copy of base.
+    expect(variants.filter((v) => isPlainValidReading(v))).toHaveLength(4);
   });
 
   it('groups scores into one valid record per machine, split at maxPerRecord', async () => {

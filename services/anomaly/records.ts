@@ -25,6 +25,34 @@ export interface OutputMessage {
 
 const ReadingArray = z.array(ReadingSchema).min(1);
 
+const IDENT = /^[A-Za-z0-9_.:-]{1,64}$/;
+const READING_KEYS = new Set(['site', 'line', 'machine', 'sensor', 'ts', 'value', 'unit', 'quality', 'receivedAt']);
+const isIdent = (v: unknown) => typeof v === 'string' && IDENT.test(v);
+const isEpoch = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/**
+ * A fast check for the common case, strictly narrower than the `Reading` schema (every object it
+ * accepts, the schema accepts). Anything it does not accept goes through zod, which decides and
+ * explains. Saves zod's copy of every reading on the hot path.
+ */
+export function isPlainValidReading(o: unknown): o is Reading {
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) return false;
+  const r = o as Record<string, unknown>;
+  for (const k in r) if (!READING_KEYS.has(k)) return false;
+  return (
+    isIdent(r.site) &&
+    isIdent(r.line) &&
+    isIdent(r.machine) &&
+    isIdent(r.sensor) &&
+    isEpoch(r.ts) &&
+    isEpoch(r.receivedAt) &&
+    typeof r.value === 'number' &&
+    Number.isFinite(r.value) &&
+    (r.unit === undefined || (typeof r.unit === 'string' && r.unit.length <= 32)) &&
+    (r.quality === undefined || r.quality === 'good' || r.quality === 'uncertain' || r.quality === 'bad')
+  );
+}
+
 export interface DecodedBatch {
   readings: Reading[];
   deadLetters: DeadLetter[];
@@ -54,6 +82,14 @@ export function decodeMessages(topic: string, partition: number, messages: Input
       json = JSON.parse(m.value.toString('utf8'));
     } catch (err) {
       out.deadLetters.push(deadLetter('PAYLOAD_NOT_JSON', `value is not JSON: ${(err as Error).message}`, source, m.value, now));
+      continue;
+    }
+    if (isPlainValidReading(json)) {
+      out.readings.push(json);
+      continue;
+    }
+    if (Array.isArray(json) && json.length > 0 && json.every(isPlainValidReading)) {
+      for (const r of json) out.readings.push(r);
       continue;
     }
     // Parsed by shape rather than with the ReadingRecord union, so the reason names the bad field.
