@@ -6,7 +6,7 @@
 import { isAbsolute, join } from 'node:path';
 import type { ComponentContext, ComponentHandle } from '../common/component.ts';
 import { onceClose } from '../common/component.ts';
-import { PlatformError } from '../common/errors.ts';
+import { ConfigError, PlatformError } from '../common/errors.ts';
 import { createKafkaClients } from '../common/kafka.ts';
 import { prom } from '../common/metrics.ts';
 import { SimulatorConfig, type FaultSpecInput } from './config.schema.ts';
@@ -58,7 +58,6 @@ export async function start(config: SimulatorConfig, ctx: ComponentContext, deps
   });
 
   let output: Output;
-  let ownKafka = false;
   switch (cfg.output.kind) {
     case 'mqtt':
       output = new MqttOutput({ ...cfg.output.mqtt, url: deps.mqttUrl || cfg.output.mqtt.url }, model.machines, log, (m, sensor) =>
@@ -66,8 +65,10 @@ export async function start(config: SimulatorConfig, ctx: ComponentContext, deps
       );
       break;
     case 'kafka': {
+      if (cfg.output.kafka.brokers.length === 0 && !ctx.kafka) {
+        throw new ConfigError('invalid config: simulator.output.kafka.brokers: output kind kafka needs brokers (none configured and no platform Kafka clients)');
+      }
       const kafka = cfg.output.kafka.brokers.length > 0 ? createKafkaClients({ brokers: cfg.output.kafka.brokers, clientId: 'plantwatch-simulator', connectionTimeoutMs: 3000, requestTimeoutMs: 30000 }, log) : ctx.kafka;
-      ownKafka = cfg.output.kafka.brokers.length > 0;
       output = new KafkaOutput(kafka, cfg.output.kafka, log);
       break;
     }
@@ -127,7 +128,6 @@ export async function start(config: SimulatorConfig, ctx: ComponentContext, deps
   const close = onceClose(async () => {
     await runner.stop();
     await output.close();
-    if (ownKafka) log.debug('closed own kafka clients');
   });
 
   return {

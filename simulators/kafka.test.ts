@@ -9,6 +9,11 @@ import { LabelRecorder } from './labels.ts';
 import { PlantModel } from './model.ts';
 import { KafkaOutput } from './outputs.ts';
 import { SimulationRunner } from './runner.ts';
+import { start } from './index.ts';
+import { createRegistry } from '../common/metrics.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const T0 = Date.parse('2026-01-05T06:00:00Z');
 let k: TestBroker;
@@ -21,14 +26,15 @@ afterAll(async () => {
   await k?.close();
 });
 
-async function readAll(n: number): Promise<KafkaMessage[]> {
+/** Reads the readings topic from the beginning until `done(records)` (or 30 s). */
+async function readUntil(done: (got: KafkaMessage[]) => boolean): Promise<KafkaMessage[]> {
   const consumer = k.kafka.consumer({ groupId: `sim-test-${Math.random().toString(36).slice(2)}` });
   await consumer.connect();
   await consumer.subscribe({ topic: TOPICS.readings, fromBeginning: true });
   const got: KafkaMessage[] = [];
   await consumer.run({ eachMessage: async ({ message }) => void got.push(message) });
   const deadline = Date.now() + 30_000;
-  while (got.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  while (!done(got) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   await consumer.disconnect();
   return got;
 }
@@ -47,7 +53,7 @@ describe('simulators > Kafka output (embedded Kafka-protocol broker)', () => {
     await runner.run();
     await output.close();
     expect(output.stats).toMatchObject({ readings: 60 * 5 + 120 * 5, errors: 0 });
-    const records = await readAll(output.stats.messages);
+    const records = (await readUntil((g) => g.length >= output.stats.messages)).filter((r) => r.key!.toString().startsWith('s/'));
     expect(records).toHaveLength(output.stats.messages);
     const readings: Reading[] = [];
     for (const r of records) {
@@ -60,5 +66,25 @@ describe('simulators > Kafka output (embedded Kafka-protocol broker)', () => {
     const expected = new PlantModel(cfg, { startMs: T0 }).generate(T0, T0 + 60_000)[1].emissions.filter((e) => e.sensor.id === 'speed');
     const got = readings.filter((x) => x.machine === 'c' && x.sensor === 'speed').sort((a, b) => a.ts - b.ts);
     expect(got.map((x) => [x.ts, x.value, x.unit])).toEqual(expected.map((e) => [e.ts, e.value, 'm/s']));
+  });
+
+  it('the component can send the demo plant straight to Kafka with the platform\'s clients', async () => {
+    // The first test's records (site s) are on the topic too: keep site demo.
+    const handle = await start(SimulatorConfig.parse({ output: { kind: 'kafka' }, clock: { speed: 30 }, faults: { random: { enabled: false } } }), {
+      logger: silentLogger(),
+      metrics: createRegistry('simulator'),
+      kafka: k.kafka,
+      dataDir: mkdtempSync(join(tmpdir(), 'sim-kafka-')),
+    }, { mqttUrl: '' });
+    const deadline = Date.now() + 20_000;
+    while (handle.stats.readings < 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await handle.close();
+    const demo = (g: KafkaMessage[]) => g.filter((r) => r.key!.toString().startsWith('demo/'));
+    const records = demo(await readUntil((g) => demo(g).length >= handle.stats.messages));
+    expect(records).toHaveLength(handle.stats.messages);
+    const keys = new Set(records.map((r) => r.key!.toString()));
+    expect(keys).toEqual(new Set(['demo/line-1/pump-1', 'demo/line-1/pump-2', 'demo/line-1/compressor-1', 'demo/line-2/cnc-1', 'demo/line-2/conveyor-1']));
+    const n = records.reduce((a, r) => a + (JSON.parse(r.value!.toString()) as unknown[]).length, 0);
+    expect(n).toBe(handle.stats.readings);
   });
 });
