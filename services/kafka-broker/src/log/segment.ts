@@ -115,6 +115,7 @@ export class Segment {
   private scan(): RecoveryReport {
     this.resetIndex();
     let pos = 0;
+    let validEnd = 0; // end of the last whole, valid batch
     let reason: string | undefined;
     let chunk = Buffer.allocUnsafe(Math.min(SCAN_CHUNK, Math.max(this.size, 1)));
     outer: while (pos < this.size) {
@@ -155,6 +156,7 @@ export class Segment {
         this.positions.push(pos + at);
         this.maxTimestamps.push(readMaxTimestamp(chunk, at));
         at += batchSize;
+        validEnd = pos + at;
       }
       if (at === 0 && !grew) {
         reason = 'batch cut short';
@@ -162,10 +164,10 @@ export class Segment {
       }
       pos += at;
     }
-    const truncatedBytes = this.size - pos;
+    const truncatedBytes = this.size - validEnd;
     if (truncatedBytes > 0) {
-      ftruncateSync(this.logFd, pos);
-      this.size = pos;
+      ftruncateSync(this.logFd, validEnd);
+      this.size = validEnd;
       reason ??= 'partial batch at end';
     }
     // Rewrite the index from what the log really holds.
