@@ -103,7 +103,11 @@ export async function start(config: StorageConfig, ctx: ComponentContext, influx
     },
   );
 
-  consumer.on(consumer.events.GROUP_JOIN, (e) => log.info({ assignment: e.payload.memberAssignment }, 'partitions assigned'));
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    const assignment = e.payload.memberAssignment;
+    const dropped = writer.retainPartitions(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((partition) => ({ topic, partition }))));
+    log.info({ assignment, dropped }, 'partitions assigned');
+  });
 
   await consumer.connect();
   await consumer.subscribe({ topics: SUBSCRIBED_TOPICS, fromBeginning: true });

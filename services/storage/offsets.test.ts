@@ -41,4 +41,31 @@ describe('services/storage/offsets', () => {
     expect(t.done(m)).toBe(false);
     expect(t.takeCommittable()).toEqual([]);
   });
+
+  it('retain() keeps assigned partitions and drops the rest', () => {
+    const t = new OffsetTracker();
+    const keep = t.track('r', 0, '1', 1);
+    t.track('r', 1, '1', 1);
+    t.track('s', 0, '1', 1);
+    expect(t.retain([{ topic: 'r', partition: 0 }])).toEqual([
+      { topic: 'r', partition: 1 },
+      { topic: 's', partition: 0 },
+    ]);
+    t.done(keep);
+    expect(t.takeCommittable()).toEqual([{ topic: 'r', partition: 0, offset: '2' }]);
+  });
+
+  it('a redelivery from an earlier offset restarts the partition: old in-flight entries cannot block it', () => {
+    const t = new OffsetTracker();
+    t.track('r', 0, '5', 1);
+    const stale = t.track('r', 0, '6', 1);
+    // Rebalance: redelivered from the committed offset 5.
+    const again5 = t.track('r', 0, '5', 1);
+    const again6 = t.track('r', 0, '6', 1);
+    t.done(stale);
+    expect(t.takeCommittable()).toEqual([]);
+    t.done(again5);
+    t.done(again6);
+    expect(t.takeCommittable()).toEqual([{ topic: 'r', partition: 0, offset: '7' }]);
+  });
 });

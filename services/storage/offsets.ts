@@ -24,8 +24,11 @@ class PartitionWatermark {
   private readonly byOffset = new Map<bigint, Entry>();
   /** Next offset to commit (last finished + 1), undefined until something finished. */
   next: bigint | undefined;
+  /** Highest offset tracked so far. */
+  last = -1n;
 
   add(token: MessageToken): void {
+    this.last = token.offset;
     const e = { token, finished: false };
     this.entries.push(e);
     this.byOffset.set(token.offset, e);
@@ -72,9 +75,12 @@ export class OffsetTracker {
 
   track(topic: string, partition: number, offset: string | bigint, points: number): MessageToken {
     const k = this.key(topic, partition);
+    const at = BigInt(offset);
     let p = this.partitions.get(k);
-    if (!p) this.partitions.set(k, (p = new PartitionWatermark()));
-    const token: MessageToken = { topic, partition, offset: BigInt(offset), remaining: points };
+    // A rewind (the consumer resumed from the committed offset after a rebalance or seek): everything
+    // after the commit is delivered again, so the old in-flight entries no longer decide anything.
+    if (!p || at <= p.last) this.partitions.set(k, (p = new PartitionWatermark()));
+    const token: MessageToken = { topic, partition, offset: at, remaining: points };
     p.add(token);
     if (points === 0) this.finish(token);
     return token;
@@ -116,6 +122,19 @@ export class OffsetTracker {
   drop(topic: string, partition: number): void {
     this.partitions.delete(this.key(topic, partition));
     this.dirty.delete(this.key(topic, partition));
+  }
+
+  /** Keeps only the partitions in `assigned` (after a rebalance); returns what was dropped. */
+  retain(assigned: { topic: string; partition: number }[]): { topic: string; partition: number }[] {
+    const keep = new Set(assigned.map((a) => this.key(a.topic, a.partition)));
+    const dropped: { topic: string; partition: number }[] = [];
+    for (const k of [...this.partitions.keys()]) {
+      if (keep.has(k)) continue;
+      const [topic, partition] = k.split('\u0000');
+      this.drop(topic, Number(partition));
+      dropped.push({ topic, partition: Number(partition) });
+    }
+    return dropped;
   }
 
   get pendingMessages(): number {

@@ -374,8 +374,11 @@ export class StorageWriter {
     return this.committing;
   }
 
-  /** A partition was revoked: forget its offsets (the new owner replays what is unfinished). */
-  revoke(topic: string, partition: number): void {
-    this.tracker.drop(topic, partition);
+  /**
+   * After a rebalance: forget offsets of partitions this member no longer owns, so it never commits
+   * for them (the new owner replays what was unfinished; writes are idempotent).
+   */
+  retainPartitions(assigned: { topic: string; partition: number }[]): { topic: string; partition: number }[] {
+    return this.tracker.retain(assigned);
   }
 }
