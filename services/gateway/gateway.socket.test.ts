@@ -60,6 +60,18 @@ describe('services > gateway > sockets', () => {
     expect(metrics).toMatch(/plantwatch_gateway_auth_failures_total\{transport="socket"[^}]*\} 2/);
   });
 
+  it('accepts a session cookie from its own origin only', async () => {
+    tg = await startTestGateway();
+    const login = await fetch(`${tg.gw.url}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: VIEWER_TOKEN }) });
+    const cookie = login.headers.get('set-cookie')!.split(';')[0];
+    const same = connect(tg.gw.url, { transports: ['websocket'], extraHeaders: { cookie, origin: tg.gw.url }, reconnection: false, forceNew: true });
+    sockets.push(same);
+    await connected(same);
+    const foreign = connect(tg.gw.url, { transports: ['websocket'], extraHeaders: { cookie, origin: 'https://evil.example' }, reconnection: false, forceNew: true });
+    sockets.push(foreign);
+    await expect(connected(foreign)).rejects.toThrow('GATEWAY_UNAUTHORIZED');
+  });
+
   it('delivers readings, scores and alerts only to sockets watching that machine, line or site', async () => {
     tg = await startTestGateway();
     const { live } = tg;

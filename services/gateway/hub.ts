@@ -195,6 +195,18 @@ export class LiveHub implements LiveSink {
   private authenticate(socket: Socket): Principal | null {
     const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
     if (typeof token === 'string' && token.length > 0) return this.o.auth.fromToken(token);
+    // Cookie sessions only from our own pages: another site's script must not ride a viewer's session.
+    const origin = socket.handshake.headers.origin;
+    if (origin) {
+      const host = (socket.handshake.headers['x-forwarded-host'] as string | undefined) ?? socket.handshake.headers.host;
+      let originHost = '';
+      try {
+        originHost = new URL(origin).host;
+      } catch {
+        return null;
+      }
+      if (originHost !== host) return null;
+    }
     return this.o.auth.fromSession(parseCookies(socket.handshake.headers.cookie)[SESSION_COOKIE]);
   }
 
