@@ -50,6 +50,8 @@ type Condition = 'trigger' | 'clear' | 'hold';
 
 interface EvalState {
   lastTs: number;
+  /** The alert fingerprint of this rule and target, computed once (sha256 per reading is not free). */
+  fp: string;
   /** Rate rules: recent (ts, value) pairs inside the window, oldest first. */
   window?: [number, number][];
 }
@@ -163,7 +165,7 @@ export class AlertEngine {
           const belowClear = lower === undefined || r.value >= lower + rule.hysteresis;
           cond = aboveClear && belowClear ? 'clear' : 'hold';
         }
-        this.lifecycle(rule, target, cond, r.value, limit, r.ts, rule.forMs);
+        this.lifecycle(rule, target, st.fp, cond, r.value, limit, r.ts, rule.forMs);
       } else if (rule.type === 'rate') {
         const st = this.evalState(rule.id, target, r.ts);
         if (!st) continue;
@@ -175,7 +177,7 @@ export class AlertEngine {
         const perSecond = ((r.value - v0) * 1000) / (r.ts - t0);
         const hit =
           rule.direction === 'rising' ? perSecond > rule.maxPerSecond : rule.direction === 'falling' ? -perSecond > rule.maxPerSecond : Math.abs(perSecond) > rule.maxPerSecond;
-        this.lifecycle(rule, target, hit ? 'trigger' : 'clear', round(perSecond), rule.maxPerSecond, r.ts, rule.forMs);
+        this.lifecycle(rule, target, st.fp, hit ? 'trigger' : 'clear', round(perSecond), rule.maxPerSecond, r.ts, rule.forMs);
       }
     }
   }
@@ -187,10 +189,11 @@ export class AlertEngine {
       if (rule.source !== 'both' && rule.source !== s.kind) continue;
       if (s.warmingUp && !rule.includeWarmingUp) continue;
       if (!inScope(rule.scope, target)) continue;
-      if (!this.evalState(rule.id, target, s.ts)) continue;
+      const st = this.evalState(rule.id, target, s.ts);
+      if (!st) continue;
       const resolveBelow = rule.resolveBelow ?? rule.threshold;
       const cond: Condition = s.likelihood >= rule.threshold ? 'trigger' : s.likelihood < resolveBelow ? 'clear' : 'hold';
-      this.lifecycle(rule, target, cond, s.likelihood, rule.threshold, s.ts, rule.forMs);
+      this.lifecycle(rule, target, st.fp, cond, s.likelihood, rule.threshold, s.ts, rule.forMs);
     }
   }
 
@@ -199,7 +202,7 @@ export class AlertEngine {
     const key = `${ruleId}\u0000${t.site}/${t.line}/${t.machine}/${t.sensor ?? ''}`;
     let st = this.evals.get(key);
     if (!st) {
-      st = { lastTs: ts };
+      st = { lastTs: ts, fp: fingerprintOf(ruleId, t) };
       this.evals.set(key, st);
       return st;
     }
@@ -278,8 +281,7 @@ export class AlertEngine {
 
   // ---- lifecycle ---------------------------------------------------------------------------
 
-  private lifecycle(rule: Rule, target: Target, cond: Condition, value: number, limit: number | null, ts: number, forMs: number): void {
-    const fp = fingerprintOf(rule.id, target);
+  private lifecycle(rule: Rule, target: Target, fp: string, cond: Condition, value: number, limit: number | null, ts: number, forMs: number): void {
     const rec = this.alerts.get(fp);
     const active = rec !== undefined && rec.alert.status !== 'resolved';
     if (cond === 'trigger') {

@@ -297,6 +297,42 @@ describe('services > alerts > service (real HTTP receivers)', () => {
     expect(span).toBeGreaterThanOrEqual(700); // 3 gaps of 250 ms, minus timer slack
   });
 
+  it('Slack and Teams receivers get their templates; minSeverity filters; without a secret only webhook-id is sent', async () => {
+    const slack = await receiver();
+    const teams = await receiver();
+    const pager = await receiver();
+    const base = config([]);
+    const svc = service(
+      AlertsConfig.parse({
+        ...base,
+        rules: [
+          { id: 'warn', type: 'likelihood', threshold: 0.5, severity: 'warning' },
+          { id: 'crit', type: 'likelihood', threshold: 0.9, severity: 'critical' },
+        ],
+        receivers: [
+          { name: 'slack', type: 'slack', url: slack.url },
+          { name: 'teams', type: 'teams', url: teams.url },
+          { name: 'pager', url: pager.url, minSeverity: 'critical' },
+        ],
+      }),
+      tempDir(),
+    );
+    svc.ingestScore(score('temp', 0.6)); // warning only
+    svc.ingestScore({ ...score('temp', 0.95), machine: 'saw' }); // warning + critical on another machine
+    const [s1, s2] = await slack.waitForAccepted(2);
+    const slackTexts = [s1, s2].map((r) => (JSON.parse(r.body) as { text: string }).text).sort();
+    expect(slackTexts).toEqual(['[FIRING:1] plant1/l1/press', '[FIRING:2] plant1/l1/saw']);
+    const [t1] = await teams.waitForAccepted(2);
+    expect(JSON.parse(t1.body).attachments[0].content.type).toBe('AdaptiveCard');
+    const [p1] = await pager.waitForAccepted(1);
+    await sleep(300);
+    expect(pager.requests).toHaveLength(1); // the warning-only machine never reached the pager
+    const paged = JSON.parse(p1.body) as GenericPayload;
+    expect(paged.alerts.map((a) => a.rule)).toEqual(['crit']);
+    expect(p1.headers['webhook-id']).toMatch(/^msg_/);
+    expect(p1.headers['webhook-signature']).toBeUndefined();
+  });
+
   it('refuses bad records with a dead letter and goes on', () => {
     const svc = service(config([]), tempDir());
     const src = { topic: TOPICS.scores, partition: 0, offset: '7' };
