@@ -31,7 +31,21 @@ broker.on('publish', (packet: { topic: string; payload: Buffer | string }, clien
 const server = createServer(broker.handle);
 const port = Number(process.env.PORT ?? 0);
 server.listen(port, '127.0.0.1', () => {
-  process.send?.({ port: (server.address() as AddressInfo).port });
+  const bound = (server.address() as AddressInfo).port;
+  if (process.send) process.send({ port: bound });
+  else {
+    // Standalone (`PORT=18830 npx tsx simulators/tools/aedes-server.ts --count-readings`): report every 5 s.
+    console.log(`aedes listening on mqtt://127.0.0.1:${bound}`);
+    let last = { readings: 0, messages: 0, at: Date.now() };
+    setInterval(() => {
+      const now = Date.now();
+      const dt = (now - last.at) / 1000;
+      if (stats.messages !== last.messages) {
+        console.log(`received ${stats.messages} msgs, ${stats.readings} readings; last 5 s: ${Math.round((stats.messages - last.messages) / dt)} msgs/s, ${Math.round((stats.readings - last.readings) / dt)} readings/s`);
+      }
+      last = { readings: stats.readings, messages: stats.messages, at: now };
+    }, 5000);
+  }
 });
 process.on('message', (m: { cmd: string }) => {
   if (m.cmd === 'stats') process.send?.({ stats });
@@ -40,4 +54,4 @@ process.on('message', (m: { cmd: string }) => {
     process.send?.({ reset: true });
   }
 });
-process.on('disconnect', () => process.exit(0));
+if (process.send) process.on('disconnect', () => process.exit(0));
