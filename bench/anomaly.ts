@@ -51,6 +51,8 @@ const { values: args } = parseArgs({
     /** Also run every stream count with a trivial detector (Kafka + service plumbing only). */
     /** `real`, and `fake`: the same pipeline with a trivial detector (what Kafka and the plumbing cost). */
     detectors: { type: 'string', default: 'real,fake' },
+    /** Compression of the service's score records: none or gzip. */
+    compression: { type: 'string', default: 'none' },
     /** Write a CPU profile of the service process into this folder. */
     profile: { type: 'string', default: '' },
   },
@@ -263,7 +265,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
       brokers: broker.brokers,
       dataDir: join(root, 'service'),
       detector: kind,
-      config: { model: { checkpointIntervalMs: 0 } },
+      config: { model: { checkpointIntervalMs: 0 }, compression: args.compression },
     }, 120_000, args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : []);
     const pid = svc.proc.pid!;
     console.error(`[${streams} streams] draining…`);

@@ -70,6 +70,11 @@ export const AnomalyConfig = z.strictObject({
       maxScoresPerRecord: z.number().int().min(1).max(100_000).default(500),
     })
     .prefault({}),
+  /**
+   * Compression of produced score records. `gzip` runs in libuv's thread pool (off the event loop)
+   * and shrinks score JSON several times; consumers (kafkajs, librdkafka) read it transparently.
+   */
+  compression: z.enum(['none', 'gzip']).default('none'),
   group: z
     .strictObject({
       /** An instance that stops heart-beating for this long loses its partitions to the others. */

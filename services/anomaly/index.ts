@@ -148,6 +148,7 @@ export async function start(configInput: AnomalyConfig, ctx: ComponentContext, d
     outputTopic: config.outputTopic,
     deadLetterTopic: config.deadLetterTopic,
     fromBeginning: config.fromBeginning,
+    compression: config.compression,
     batch: config.batch,
     group: config.group,
     detector: () => live.detector,

@@ -15,7 +15,7 @@
  * And a checkpoint is taken only when every scored batch has been committed (`quiesce`), so a
  * restored model never contains readings that a restart replays.
  */
-import type { Consumer, EachBatchPayload, KafkaClients, Producer } from '../../common/kafka.ts';
+import { CompressionTypes, type Consumer, type EachBatchPayload, type KafkaClients, type Producer } from '../../common/kafka.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { DeadLetter } from '../../common/messages.ts';
 import type { AnomalyConfig } from './config.schema.ts';
@@ -58,6 +58,7 @@ export interface PipelineOptions {
   /** The detector to score with; read per batch so a model swap takes effect at a batch boundary. */
   detector: () => ScoringDetector;
   ledger: () => TrainingLedger;
+  compression?: AnomalyConfig['compression'];
   /** Headers on every produced score record (re-scoring tags its job). */
   headers?: Record<string, string>;
   filter?: OffsetFilter;
@@ -142,7 +143,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     if (topicMessages.length > 0) {
       // Re-scoring the batch is not an option (the detector already learned from it): resend until
       // acknowledged. Consumption of these partitions waits meanwhile (backpressure, no skipping).
-      await retry(() => opts.producer.sendBatch({ acks: -1, topicMessages }), {
+      await retry(() => opts.producer.sendBatch({ acks: -1, topicMessages, compression: opts.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None }), {
         retries: Infinity,
         initialDelayMs: 200,
         maxDelayMs: 5000,

@@ -143,6 +143,7 @@ export class RescoreJob {
         outputTopic: config.rescore.outputTopic,
         deadLetterTopic: config.deadLetterTopic,
         fromBeginning: true,
+        compression: config.compression,
         batch: { ...config.batch, partitionsConsumedConcurrently: Math.min(config.batch.partitionsConsumedConcurrently, 2) },
         group: config.group,
         detector: () => this.detector!,
