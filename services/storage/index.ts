@@ -18,7 +18,7 @@ import { TOPICS } from '../../common/topics.ts';
 import type { StorageBackend } from './backend.ts';
 import { getOrCreate } from './cardinality.ts';
 import { StorageConfig } from './config.schema.ts';
-import { createStore } from './create-store.ts';
+import { createStore, type CreateStoreOptions } from './create-store.ts';
 import { StorageWriter } from './writer.ts';
 
 export { StorageConfig } from './config.schema.ts';
@@ -38,6 +38,23 @@ export interface StorageHandle extends ComponentHandle {
   drain(): Promise<void>;
 }
 
+/**
+ * The store options a `storage` config section implies. A gateway that opens its own store (running
+ * apart from the writer) should pass these too, so both agree on retention: `init()` alters the
+ * InfluxDB retention policies to what it is given.
+ */
+export function storeOptionsFromConfig(cfg: StorageConfig): Omit<CreateStoreOptions, 'logger'> {
+  return {
+    embeddedPath: cfg.embeddedPath,
+    rawRetentionDays: cfg.rawRetentionDays,
+    rollupRetentionDays: cfg.rollupRetentionDays,
+    maxSeriesPerMachine: cfg.maxSeriesPerMachine,
+    maxSeries: cfg.maxSeries,
+    requestTimeoutMs: cfg.requestTimeoutMs,
+    retentionIntervalMs: cfg.retentionIntervalMs,
+  };
+}
+
 export const SUBSCRIBED_TOPICS = [TOPICS.readings, TOPICS.scores, TOPICS.alerts];
 
 export async function start(config: StorageConfig, ctx: ComponentContext, influx?: Pick<InfluxConfig, 'url'>): Promise<StorageHandle> {
@@ -45,21 +62,7 @@ export async function start(config: StorageConfig, ctx: ComponentContext, influx
   const log = ctx.logger.child({ component: 'storage' });
   const url = influx?.url || cfg.influxUrl;
 
-  const store = createStore(
-    { url },
-    {
-      logger: log,
-      metrics: ctx.metrics,
-      dataDir: ctx.dataDir,
-      embeddedPath: cfg.embeddedPath,
-      rawRetentionDays: cfg.rawRetentionDays,
-      rollupRetentionDays: cfg.rollupRetentionDays,
-      maxSeriesPerMachine: cfg.maxSeriesPerMachine,
-      maxSeries: cfg.maxSeries,
-      requestTimeoutMs: cfg.requestTimeoutMs,
-      retentionIntervalMs: cfg.retentionIntervalMs,
-    },
-  );
+  const store = createStore({ url }, { ...storeOptionsFromConfig(cfg), logger: log, metrics: ctx.metrics, dataDir: ctx.dataDir });
   // InfluxDB may not be up yet when the platform starts: setup is retried by the first write too,
   // so a failing init is logged, not fatal. The embedded store must open.
   try {

@@ -78,7 +78,9 @@ describeWith(['influxd'], 'services/storage writer on Kafka → InfluxDB 1.6', (
     expect(duringOutage).toBeGreaterThan(100);
 
     const expected = sent * SENSORS_PER_RECORD;
+    const caughtUpAt = Date.now();
     expect(await waitForCount(db, expected, 60_000)).toBe(expected);
+    console.log(`outage ${OUTAGE_MS / 1000} s: ${sent} records / ${expected} readings sent (${duringOutage} records by the end of the outage); all stored ${Date.now() - caughtUpAt} ms after the stream stopped`);
     await waitForCommitted(broker.kafka, groupId, TOPICS.readings, 30_000);
     // Exactly once: nothing beyond what was sent (replays overwrite the same points).
     expect(await count(db)).toBe(expected);
