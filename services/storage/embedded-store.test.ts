@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../common/logger.ts';
 import { storeConformance } from '../../test/conformance/store.ts';
 import { DEFAULT_STORE_OPTIONS, type StorageBackend, type StoreOptions } from './backend.ts';
@@ -26,4 +26,28 @@ storeConformance('services/storage/embedded-store', {
     await store.close();
     return openAt(path, overrides);
   },
+});
+
+describe('services/storage/embedded-store retention', () => {
+  it('drops raw points after rawRetentionDays, answers from rollups, then drops rollups too', async () => {
+    let now = Date.now();
+    const store = await openAt(join(root, `ret${++n}`, 'plantwatch.duckdb'), { rawRetentionDays: 1, rollupRetentionDays: 10, now: () => now });
+    const t0 = Math.floor((now - 2 * 3_600_000) / 3_600_000) * 3_600_000;
+    const rs = Array.from({ length: 120 }, (_, i) => ({ site: 'p', line: 'l', machine: 'm', sensor: 's', ts: t0 + i * 60_000, value: i, receivedAt: t0 }));
+    expect((await store.writeReadings(rs)).written).toBe(120);
+    await store.flushRollups();
+
+    now += 2 * 86_400_000;
+    await store.enforceRetention();
+    const [s] = await store.querySeries({ machine: 'm', from: t0, to: t0 + 2 * 3_600_000, maxPoints: 1000 });
+    expect(s.resolution).toBe('1m');
+    expect(s.points).toHaveLength(120);
+    expect(s.points[7]).toMatchObject({ ts: t0 + 7 * 60_000, value: 7, min: 7, max: 7 });
+    expect(await store.latest({})).toEqual([]);
+
+    now += 10 * 86_400_000;
+    await store.enforceRetention();
+    expect(await store.querySeries({ machine: 'm', from: t0, to: t0 + 2 * 3_600_000, maxPoints: 1000 })).toEqual([]);
+    await store.close();
+  });
 });
