@@ -51,3 +51,26 @@ describe('services/storage/embedded-store retention', () => {
     await store.close();
   });
 });
+
+describe('services/storage/embedded-store compaction', () => {
+  it('removes replayed copies physically on the retention run, answers stay the same', async () => {
+    const path = join(root, `cmp${++n}`, 'plantwatch.duckdb');
+    const store = await openAt(path);
+    const t0 = Date.now() - 60_000;
+    const rs = Array.from({ length: 100 }, (_, i) => ({ site: 'p', line: 'l', machine: 'm', sensor: 's', ts: t0 + i, value: i, receivedAt: t0 }));
+    await store.writeReadings(rs);
+    await store.enforceRetention();
+    await store.writeReadings(rs.slice(0, 40));
+    await store.writeReadings(rs.slice(20, 60).map((r) => ({ ...r, value: r.value + 1000 })));
+    await store.enforceRetention();
+    await store.close();
+    const { DuckDBInstance } = await import('@duckdb/node-api');
+    const db = await DuckDBInstance.create(path);
+    const c = await db.connect();
+    const rows = (await c.runAndReadAll('SELECT count(*), count(DISTINCT ts), sum(value) FROM readings')).getRows()[0].map(Number);
+    c.closeSync();
+    db.closeSync();
+    // 100 distinct points; ts 20..59 carry the last write (value + 1000).
+    expect(rows).toEqual([100, 100, 4950 + 40 * 1000]);
+  });
+});

@@ -489,12 +489,20 @@ export class EmbeddedStore implements StorageBackend {
       await c.run(`DELETE FROM alerts WHERE updated_at < ${int(rawCut)}`);
       await c.run(`DELETE FROM latest WHERE ts < ${int(rawCut)}`);
       for (const t of ['readings_1m', 'readings_1h', 'scores_1m', 'scores_1h']) await c.run(`DELETE FROM ${t} WHERE bucket < ${int(rollupCut)}`);
-      // Compaction: older copies of replayed points (same series and event time).
+      // Compaction: older copies of replayed points (same series and event time). Only keys written
+      // since the last compaction can have new copies, so the hash side stays small.
       for (const t of ['readings', 'scores', 'machine_scores']) {
+        const state = (await c.runAndReadAll(`SELECT seq FROM rollup_state WHERE kind = 'compact:${t}'`)).getRows();
+        const since = state.length ? BigInt(state[0][0] as bigint) : 0n;
+        const [[upTo]] = (await c.runAndReadAll(`SELECT coalesce(max(seq), 0) FROM ${t}`)).getRows();
+        if (BigInt(upTo as bigint) <= since) continue;
         await c.run(
-          `DELETE FROM ${t} USING (SELECT sid, ts, max(seq) AS keep FROM ${t} GROUP BY sid, ts HAVING count(*) > 1) d
+          `DELETE FROM ${t} USING (
+             SELECT x.sid, x.ts, max(x.seq) AS keep FROM ${t} x SEMI JOIN (SELECT DISTINCT sid, ts FROM ${t} WHERE seq > ${since}) n ON x.sid = n.sid AND x.ts = n.ts
+             GROUP BY x.sid, x.ts HAVING count(*) > 1) d
            WHERE ${t}.sid = d.sid AND ${t}.ts = d.ts AND ${t}.seq < d.keep`,
         );
+        await c.run(`INSERT OR REPLACE INTO rollup_state VALUES ('compact:${t}', ${BigInt(upTo as bigint)})`);
       }
     });
   }
