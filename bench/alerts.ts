@@ -7,8 +7,11 @@
  *  3. alert state changes: opening N alerts (journal op + publish queue + grouping) vs appending
  *     the same number of ops to a bare journal;
  *  4. webhook delivery: N signed notifications through the outbox to a local receiver vs the same
- *     bodies POSTed with plain sequential fetch.
- * Options: --records 20000 --sensors 10 --alerts 10000 --deliveries 300 --rounds 3
+ *     bodies POSTed with plain sequential fetch;
+ *  5. outage: the receiver answers 503 for --outage seconds while --machines machines fire and then
+ *     resolve, with a service restart in the middle; delivered / lost / duplicated notifications and
+ *     the drain time after recovery, beside the same scenario with the receiver up.
+ * Options: --records 20000 --sensors 10 --alerts 10000 --deliveries 300 --rounds 3 --outage 20 --machines 50
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,6 +34,8 @@ const { values: args } = parseArgs({
     alerts: { type: 'string', default: '10000' },
     deliveries: { type: 'string', default: '300' },
     rounds: { type: 'string', default: '3' },
+    outage: { type: 'string', default: '20' },
+    machines: { type: 'string', default: '50' },
   },
 });
 const RECORDS = Number(args.records);
@@ -38,6 +43,8 @@ const SENSORS = Number(args.sensors);
 const ALERTS = Number(args.alerts);
 const DELIVERIES = Number(args.deliveries);
 const ROUNDS = Number(args.rounds);
+const OUTAGE_S = Number(args.outage);
+const MACHINES = Number(args.machines);
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -168,6 +175,57 @@ for (const [name, topic, records, schema] of [
   });
   await rx.close();
   rows.push(['webhook deliveries/s', fmt(DELIVERIES / (svcMs / 1000)), fmt(DELIVERIES / (baseMs / 1000)), 'plain sequential fetch', `${((baseMs / svcMs) * 100).toFixed(0)}%`]);
+}
+
+// 5: outage — receiver down for --outage seconds while --machines machines fire, then resolve (with a
+// service restart in the middle); after recovery every notification must arrive exactly once.
+// Baseline: the same scenario with the receiver up. Figures: time from recovery to the last delivery.
+async function outageRun(downMs: number): Promise<{ drainMs: number; sent: number; lost: number; duplicates: number }> {
+  const downUntil = Date.now() + downMs;
+  const rx = await startWebhookReceiver(() => (Date.now() < downUntil ? { status: 503 } : { status: 204 }));
+  const dir = tmp();
+  const cfg = {
+    stateDir: dir,
+    rules: [{ id: 'anom', type: 'likelihood', threshold: 0.9 }],
+    receivers: [{ name: 'ops', url: rx.url, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', rateLimit: { perSecond: 50, burst: 50 }, retry: { initialDelayMs: 250, maxDelayMs: 2000 } }],
+    grouping: { groupWaitMs: 200, groupIntervalMs: 500 },
+  };
+  const ids = new Set<string>();
+  const scoreOf = (m: number, likelihood: number) =>
+    ({ kind: 'sensor', site: 'p', line: 'l', machine: `o${m}`, sensor: 'x', ts: Date.now(), value: 1, predicted: 1, lower: 0, upper: 2, rawScore: 1, likelihood, modelVersion: 'v', warmingUp: false }) as const;
+  let svc = service(cfg);
+  svc.start();
+  for (let m = 0; m < MACHINES; m++) svc.ingestScore(scoreOf(m, 0.99));
+  await new Promise((r) => setTimeout(r, Math.min(downMs / 2, 1500)));
+  for (const d of svc.outbox.pending()) ids.add(d.id);
+  await svc.close();
+  svc = service(cfg); // restart in the middle
+  svc.start();
+  await new Promise((r) => setTimeout(r, 1000)); // past group_interval: the resolutions form their own notifications
+  for (let m = 0; m < MACHINES; m++) svc.ingestScore(scoreOf(m, 0.1));
+  const lastIngestAt = Date.now();
+  const expected = MACHINES * 2;
+  const end = Date.now() + downMs + 120_000;
+  while (rx.accepted().length < expected && Date.now() < end) {
+    for (const d of svc.outbox.pending()) ids.add(d.id);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const accepted = rx.accepted();
+  // From the moment delivery can succeed (receiver up and everything queued) to the last delivery.
+  const drainMs = Math.max(0, (accepted.at(-1)?.receivedAt ?? Date.now()) - Math.max(downUntil, lastIngestAt));
+  await new Promise((r) => setTimeout(r, 1000));
+  const perId = new Map<string, number>();
+  for (const r of rx.accepted()) perId.set(String(r.headers['webhook-id']), (perId.get(String(r.headers['webhook-id'])) ?? 0) + 1);
+  await svc.close();
+  await rx.close();
+  return { drainMs, sent: perId.size, lost: expected - perId.size, duplicates: [...perId.values()].reduce((a, n) => a + n - 1, 0) };
+}
+if (OUTAGE_S > 0) {
+  const base = await outageRun(0);
+  const out = await outageRun(OUTAGE_S * 1000);
+  rows.push([`outage ${OUTAGE_S}s: notifications delivered`, `${out.sent}/${MACHINES * 2}`, `${base.sent}/${MACHINES * 2}`, 'receiver up', '']);
+  rows.push(['outage: lost / duplicated', `${out.lost} / ${out.duplicates}`, `${base.lost} / ${base.duplicates}`, 'receiver up', '']);
+  rows.push(['outage: last resolve/recovery → last delivery (ms)', fmt(out.drainMs), fmt(base.drainMs), 'receiver up', `${(out.drainMs / Math.max(1, base.drainMs)).toFixed(1)}x`]);
 }
 
 const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
