@@ -86,7 +86,7 @@ export function overviewView(model: PlantModel, live: LiveClient): View {
           (counts.critical ? ` <span class="pill health-critical">${counts.critical} critical</span>` : '') +
           (counts.warning ? ` <span class="pill health-warning">${counts.warning} warning</span>` : '') +
           (counts.stale ? ` <span class="pill health-stale">${counts.stale} no data</span>` : '') +
-          ` <span class="pill health-ok">${counts.ok} normal</span>` +
+          (counts.ok || n === counts.ok ? ` <span class="pill health-ok">${counts.ok} normal</span>` : '') +
           ` <a class="summary-alerts" href="#/alerts">${open} open alert${open === 1 ? '' : 's'}</a>`;
     },
     destroy() {},
