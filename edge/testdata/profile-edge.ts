@@ -29,6 +29,7 @@ const e = await spawnRunner('edge/testdata/edge-runner.ts', {
   EDGE_HTTP_PORT: '0',
   EDGE_CPU_PROFILE: profilePath,
   EDGE_CONFIG: process.env.EDGE_CONFIG ?? '{}',
+  NODE_OPTIONS: process.env.EDGE_NODE_OPTIONS ?? '',
 });
 const url = `mqtt://127.0.0.1:${e.ready[0]}`;
 const clients = await Promise.all([0, 1, 2, 3].map((i) => mqtt.connectAsync(url, { clientId: `prof-${i}` })));
