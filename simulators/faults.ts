@@ -4,7 +4,7 @@
  * while generating, so the same config and seed always give the same faulty signal.
  */
 import { ConfigError } from '../common/errors.ts';
-import { FaultKind, FaultSpec, PHYSICAL_FAULTS, SIGNAL_FAULTS, type FaultSpecInput } from './config.schema.ts';
+import { FaultKind, FaultSpec, PHYSICAL_FAULTS, type FaultSpecInput } from './config.schema.ts';
 import type { Effects, MachineState, SensorDef } from './machines.ts';
 
 export interface Fault {
@@ -65,9 +65,6 @@ const PHYSICAL_ROLES: Record<(typeof PHYSICAL_FAULTS)[number], SensorDef['role']
 
 export function isPhysical(kind: FaultKind): kind is (typeof PHYSICAL_FAULTS)[number] {
   return (PHYSICAL_FAULTS as readonly string[]).includes(kind);
-}
-export function isSignal(kind: FaultKind): boolean {
-  return (SIGNAL_FAULTS as readonly string[]).includes(kind);
 }
 
 /** Whether a machine type can have this fault (cavitation needs a pump). */

@@ -18,7 +18,6 @@ import {
   DEFAULT_PROBABILITY,
   faultApplies,
   isPhysical,
-  isSignal,
   labelOf,
   malformedPayload,
   parseFaultSpec,
@@ -651,7 +650,4 @@ export class PlantModel {
     return this.machine(ref).state(t);
   }
 
-  /** Whether a kind is a physical fault (moves several correlated sensors). */
-  static isPhysical = isPhysical;
-  static isSignal = isSignal;
 }
