@@ -58,42 +58,50 @@ export const GroupingConfig = z.strictObject({
 });
 export type GroupingConfig = z.infer<typeof GroupingConfig>;
 
-export const AlertsConfig = z.strictObject({
-  rules: z.array(Rule).default(() => DEFAULT_RULES.map((r) => Rule.parse(r))),
-  receivers: z.array(ReceiverConfig).default([]),
-  grouping: GroupingConfig.prefault({}),
-  inhibition: z
-    .strictObject({
-      /** While a machine-level deadman alert fires, the machine's other alerts are not notified. */
-      whenMachineOffline: z.boolean().default(true),
-    })
-    .prefault({}),
-  /** Base URL of the dashboards; notifications link to the machine view `<dashboardUrl>/#/machine/<site>/<line>/<machine>`. */
-  dashboardUrl: z.string().default('http://localhost:8080'),
-  /** State journal and outbox folder; relative paths are under the platform data dir. */
-  stateDir: z.string().default('alerts'),
-  /** fsync the journal on every append (survives power loss, costs ~ms per change). */
-  fsync: z.boolean().default(false),
-  /** How often deadman rules and timers are checked (wall clock). */
-  evaluationIntervalMs: z.number().int().positive().default(1_000),
-  /** Resolved alerts stay listed (GET /api/alerts?status=resolved) this long. */
-  resolvedRetentionMs: z.number().int().positive().default(24 * 3_600_000),
-  /**
-   * A sensor or machine without data this long counts as decommissioned: it is no longer watched and
-   * its deadman alerts resolve. The clock restarts when the service restarts.
-   */
-  forgetTargetsAfterMs: z.number().int().positive().default(7 * 24 * 3_600_000),
-  httpHost: z.string().default('0.0.0.0'),
-  httpPort: z.number().int().min(0).max(65535).default(9104),
-  /** Bearer token required on /api/* when set (not on /metrics and /healthz). */
-  apiToken: z.string().min(8).optional(),
-  kafka: z
-    .strictObject({
-      groupId: z.string().default('plantwatch-alerts'),
-      /** A new consumer group starts at the earliest offset instead of the latest. */
-      fromBeginning: z.boolean().default(false),
-    })
-    .prefault({}),
-});
+export const AlertsConfig = z
+  .strictObject({
+    rules: z.array(Rule).default(() => DEFAULT_RULES.map((r) => Rule.parse(r))),
+    receivers: z.array(ReceiverConfig).default([]),
+    grouping: GroupingConfig.prefault({}),
+    inhibition: z
+      .strictObject({
+        /** While a machine-level deadman alert fires, the machine's other alerts are not notified. */
+        whenMachineOffline: z.boolean().default(true),
+      })
+      .prefault({}),
+    /** Base URL of the dashboards; notifications link to the machine view `<dashboardUrl>/#/machine/<site>/<line>/<machine>`. */
+    dashboardUrl: z.string().default('http://localhost:8080'),
+    /** State journal and outbox folder; relative paths are under the platform data dir. */
+    stateDir: z.string().default('alerts'),
+    /** fsync the journal on every append (survives power loss, costs ~ms per change). */
+    fsync: z.boolean().default(false),
+    /** How often deadman rules and timers are checked (wall clock). */
+    evaluationIntervalMs: z.number().int().positive().default(1_000),
+    /** Resolved alerts stay listed (GET /api/alerts?status=resolved) this long. */
+    resolvedRetentionMs: z.number().int().positive().default(24 * 3_600_000),
+    /**
+     * A sensor or machine without data this long counts as decommissioned: it is no longer watched and
+     * its deadman alerts resolve. The clock restarts when the service restarts.
+     */
+    forgetTargetsAfterMs: z.number().int().positive().default(7 * 24 * 3_600_000),
+    httpHost: z.string().default('0.0.0.0'),
+    httpPort: z.number().int().min(0).max(65535).default(9104),
+    /** Bearer token required on /api/* when set (not on /metrics and /healthz). */
+    apiToken: z.string().min(8).optional(),
+    kafka: z
+      .strictObject({
+        groupId: z.string().default('plantwatch-alerts'),
+        /** A new consumer group starts at the earliest offset instead of the latest. */
+        fromBeginning: z.boolean().default(false),
+      })
+      .prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    const dup = (names: string[]) => names.find((n, i) => names.indexOf(n) !== i);
+    const rule = dup(c.rules.map((r) => r.id));
+    if (rule) ctx.addIssue({ code: 'custom', path: ['rules'], message: `rule id ${rule} appears twice` });
+    const receiver = dup(c.receivers.map((r) => r.name));
+    if (receiver) ctx.addIssue({ code: 'custom', path: ['receivers'], message: `receiver name ${receiver} appears twice` });
+  });
 export type AlertsConfig = z.infer<typeof AlertsConfig>;
 export type AlertsConfigInput = z.input<typeof AlertsConfig>;

@@ -95,6 +95,8 @@ describe('services > alerts > rules and config', () => {
     expect(AlertsConfig.safeParse({ receivers: [{ name: 'a', url: 'http://x', secret: 'plain' }] }).success).toBe(false);
     expect(AlertsConfig.safeParse({ receivers: [{ name: 'a', url: 'ftp://x' }] }).success).toBe(false);
     expect(Rule.safeParse({ id: 'x', type: 'threshold' }).success).toBe(false);
+    expect(AlertsConfig.safeParse({ rules: [{ id: 'a', type: 'deadman' }, { id: 'a', type: 'deadman' }] }).success).toBe(false);
+    expect(AlertsConfig.safeParse({ receivers: [{ name: 'a', url: 'http://x' }, { name: 'a', url: 'http://y' }] }).success).toBe(false);
     expect(Rule.safeParse({ id: 'x', type: 'likelihood', threshold: 2 }).success).toBe(false);
     expect(Rule.safeParse({ id: 'x', type: 'deadman', scope: { machine: 'press(' } }).success).toBe(false);
   });
