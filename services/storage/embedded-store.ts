@@ -24,7 +24,7 @@ import type { MachineScorePoint, StorageBackend, StoreOptions } from './backend.
 import { CardinalityGuard } from './cardinality.ts';
 import { STORAGE_ERRORS, StorageUnavailableError } from './errors.ts';
 import { DAY, HOUR, MINUTE, capPoints, planAggregate, validateSeriesQuery } from './plan.ts';
-import { MEASUREMENTS, alertSeriesKey, machineKeyOf, machineSeriesKey, sensorSeriesKey } from './schema.ts';
+import { MEASUREMENTS, SensorMap, alertSeriesKey, machineKeyOf, machineSeriesKey, sensorSeriesKey } from './schema.ts';
 import { groupMachines, mergeRuns, sortSeries } from './influx-store.ts';
 
 /** Rollups are refreshed this often while data arrives (queries refresh first anyway). */
@@ -77,6 +77,8 @@ export class EmbeddedStore implements StorageBackend {
   private readonly now: () => number;
   private readonly seriesByKey = new Map<string, SeriesRow>();
   private nextSid = 1;
+  /** Admitted reading series → series id (hot-path cache, see SensorMap). */
+  private readonly readingSids = new SensorMap<number>();
   private seq = 0n;
   private readonly dirtyMinutes = { readings: new Set<number>(), scores: new Set<number>() };
   /** Highest write sequence whose minutes are in `dirtyMinutes` (per kind). */
@@ -218,10 +220,14 @@ export class EmbeddedStore implements StorageBackend {
           sids[i] = 0;
           continue;
         }
-        const key = sensorSeriesKey(MEASUREMENTS.readings, r);
-        const before = fresh.length;
-        const sid = this.sidFor(key, MEASUREMENTS.readings, r, fresh);
-        if (fresh.length > before) freshKeys.push({ key, row: fresh[fresh.length - 1] });
+        let sid = this.readingSids.get(r);
+        if (sid === undefined) {
+          const key = sensorSeriesKey(MEASUREMENTS.readings, r);
+          const before = fresh.length;
+          sid = this.sidFor(key, MEASUREMENTS.readings, r, fresh);
+          if (fresh.length > before) freshKeys.push({ key, row: fresh[fresh.length - 1] });
+          if (sid !== undefined) this.readingSids.set(r, sid);
+        }
         if (sid === undefined) {
           rejected.push({ code: STORAGE_ERRORS.cardinality, reason: 'new series beyond the cardinality limit', item: r });
           sids[i] = 0;

@@ -28,6 +28,7 @@ import { DAY, HOUR, MINUTE, capPoints, planAggregate, validateSeriesQuery } from
 import {
   MEASUREMENTS,
   ROLLUP_MEASUREMENTS,
+  SensorMap,
   alertLine,
   alertSeriesKey,
   machineKeyOf,
@@ -57,7 +58,8 @@ interface RawSeries {
 }
 
 type RawPool = {
-  discard(options: { method: 'POST'; path: string; query?: Record<string, unknown>; body?: string; auth?: string }): Promise<void>;
+  // The pool passes `body` to Buffer.from (content-length) and req.write: a Buffer avoids encoding twice.
+  discard(options: { method: 'POST'; path: string; query?: Record<string, unknown>; body?: string | Buffer; auth?: string }): Promise<void>;
 };
 
 class BatchRejected extends Error {
@@ -115,6 +117,8 @@ export class InfluxStore implements StorageBackend {
   private backfillTimer: NodeJS.Timeout | undefined;
   private backfillChain: Promise<void> = Promise.resolve();
   private closed = false;
+  /** Admitted reading series → their line-protocol key (hot-path cache, see SensorMap). */
+  private readonly readingKeys = new SensorMap<string>();
 
   constructor(
     url: string,
@@ -227,6 +231,7 @@ export class InfluxStore implements StorageBackend {
   /** Loads the raw measurements' series into the cardinality guard. */
   private async loadSeries(): Promise<void> {
     this.guard.clear();
+    this.readingKeys.clear();
     const measurements = [MEASUREMENTS.readings, MEASUREMENTS.scores, MEASUREMENTS.machineScores, MEASUREMENTS.alerts];
     const res = await this.queryAll(`SHOW SERIES ON ${this.qdb} FROM ${measurements.map(quoteIdent).join(', ')}`);
     for (const s of res[0] ?? []) {
@@ -251,10 +256,14 @@ export class InfluxStore implements StorageBackend {
         rejected.push({ code: STORAGE_ERRORS.tooOld, reason: `event time ${new Date(r.ts).toISOString()} is older than the raw retention (${this.opts.rawRetentionDays} d)`, item: r });
         continue;
       }
-      const key = sensorSeriesKey(MEASUREMENTS.readings, r);
-      if (!this.guard.admit(MEASUREMENTS.readings, key, r)) {
-        rejected.push({ code: STORAGE_ERRORS.cardinality, reason: 'new series beyond the cardinality limit', item: r });
-        continue;
+      let key = this.readingKeys.get(r);
+      if (key === undefined) {
+        key = sensorSeriesKey(MEASUREMENTS.readings, r);
+        if (!this.guard.admit(MEASUREMENTS.readings, key, r)) {
+          rejected.push({ code: STORAGE_ERRORS.cardinality, reason: 'new series beyond the cardinality limit', item: r });
+          continue;
+        }
+        this.readingKeys.set(r, key);
       }
       lines.push(readingLine(r, key));
       items.push(r);
@@ -316,7 +325,7 @@ export class InfluxStore implements StorageBackend {
   private async writeLines<T>(lines: string[], items: T[], rp: string): Promise<{ written: number; rejected: WriteResult['rejected'] }> {
     if (lines.length === 0) return { written: 0, rejected: [] };
     try {
-      await this.post(lines.join('\n'), rp);
+      await this.post(Buffer.from(lines.join('\n')), rp);
       return { written: lines.length, rejected: [] };
     } catch (err) {
       if (!(err instanceof BatchRejected)) throw err;
@@ -332,7 +341,7 @@ export class InfluxStore implements StorageBackend {
     }
   }
 
-  private async post(body: string, rp: string): Promise<void> {
+  private async post(body: Buffer, rp: string): Promise<void> {
     if (this.closed) throw new StorageUnavailableError('store is closed');
     if (this.needsInit) {
       try {

@@ -117,3 +117,31 @@ export function alertLine(a: Alert): string {
   if (a.silencedUntil !== null) fields += `,silenced_until=${int(a.silencedUntil)}`;
   return `${MEASUREMENTS.alerts},${tags} ${fields} ${a.updatedAt}`;
 }
+
+/**
+ * Per-sensor values (series key, DuckDB series id) looked up by the identifier fields themselves.
+ * Building and hashing a fresh ~60-character key for every point cost more than writing the line;
+ * four short lookups on the strings JSON.parse produced are cheaper and allocate nothing.
+ * Holds only series the cardinality guard admitted, so it is bounded by `maxSeries`.
+ */
+export class SensorMap<T> {
+  private readonly root = new Map<string, Map<string, Map<string, Map<string, T>>>>();
+
+  get(p: { site: string; line: string; machine: string; sensor: string }): T | undefined {
+    return this.root.get(p.site)?.get(p.line)?.get(p.machine)?.get(p.sensor);
+  }
+
+  set(p: { site: string; line: string; machine: string; sensor: string }, value: T): void {
+    let lines = this.root.get(p.site);
+    if (!lines) this.root.set(p.site, (lines = new Map()));
+    let machines = lines.get(p.line);
+    if (!machines) lines.set(p.line, (machines = new Map()));
+    let sensors = machines.get(p.machine);
+    if (!sensors) machines.set(p.machine, (sensors = new Map()));
+    sensors.set(p.sensor, value);
+  }
+
+  clear(): void {
+    this.root.clear();
+  }
+}
