@@ -129,6 +129,7 @@ describe('services > alerts > rest', () => {
     const noBy = await fetch(`${ops.url}/api/alerts/abc/ack`, { method: 'POST', headers: h, body: '{}' });
     expect(await noBy.json()).toMatchObject({ error: 'BAD_REQUEST' });
     expect((await fetch(`${ops.url}/api/nothing`, { headers: h })).status).toBe(404);
+    expect((await fetch(`${ops.url}/api/rules/%E0%A4%A`, { headers: h })).status).toBe(400);
   });
 
   it('the HTTP client reports an unreachable service as retriable', async () => {

@@ -109,7 +109,12 @@ export function alertRoutes(service: AlertService, opts: { token?: string; now?:
         res.setHeader('www-authenticate', 'Bearer');
         throw new HttpError(401, R.unauthorized, 'missing or wrong bearer token');
       }
-      const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent); // ['api', ...]
+      let parts: string[]; // ['api', ...]
+      try {
+        parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+      } catch {
+        throw new HttpError(400, R.badRequest, 'malformed percent-encoding in the path');
+      }
       const method = req.method ?? 'GET';
       if (parts[1] === 'alerts') {
         if (parts.length === 2 && method === 'GET') {
