@@ -3,7 +3,7 @@ import { PlantModel } from './model.ts';
 import type { Backfill } from '../../services/gateway/protocol.ts';
 import { testAlert } from '../../services/gateway/testing.ts';
 
-const empty = (over: Partial<Backfill> = {}): Backfill => ({ serverTime: 0, machines: [], latest: [], latestScores: [], alerts: [], series: [], scores: [], warnings: [], ...over });
+const empty = (over: Partial<Backfill> = {}): Backfill => ({ serverTime: 0, machines: [], latest: [], latestScores: [], alerts: [], alertHistory: [], series: [], scores: [], warnings: [], ...over });
 const r = (ts: number, value: number) => ({ site: 'p', line: 'l', machine: 'm', sensor: 'temp', ts, value });
 const score = (ts: number, likelihood: number, warmingUp = false) => ({ kind: 'machine' as const, site: 'p', line: 'l', machine: 'm', ts, rawScore: 1, likelihood, contributions: {}, modelVersion: 'v', warmingUp });
 

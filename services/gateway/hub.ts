@@ -469,16 +469,18 @@ export class LiveHub implements LiveSink {
     const windowMs = Math.min(history?.windowMs ?? this.live.backfillWindowMs, this.live.maxBackfillWindowMs);
     const maxPoints = Math.min(history?.maxPoints ?? this.live.maxBackfillPoints, this.live.maxBackfillPoints);
     const m = scope as Required<Scope>;
-    const [machines, storeLatest, openAlerts, storeSeries, storeScores] = await Promise.all([
+    const [machines, storeLatest, openAlerts, storeSeries, storeScores, alertHistory] = await Promise.all([
       isMachine ? Promise.resolve([]) : soft('store', () => store.machines(), []),
       soft('store', () => store.latest(scope), []),
       soft('alerts', () => alerts.list({ ...scope, status: ['pending', 'firing'] }), []),
       history ? soft('store', () => store.querySeries({ site: m.site, line: m.line, machine: m.machine, from: now - windowMs, to: now + 60_000, maxPoints }), []) : Promise.resolve([]),
       history ? soft('store', () => store.queryScores({ site: m.site, line: m.line, machine: m.machine, from: now - windowMs, to: now + 60_000, maxPoints }), []) : Promise.resolve([]),
+      history ? soft('store', () => store.queryAlerts({ machine: m.machine, from: now - windowMs, to: now + 60_000, limit: 500 }), []) : Promise.resolve([]),
     ]);
 
     // Everything below runs synchronously: no live flush can interleave with the watermarks.
-    const out: Backfill = { serverTime: now, machines: [], latest: [], latestScores: [], alerts: [], series: [], scores: [], warnings };
+    const out: Backfill = { serverTime: now, machines: [], latest: [], latestScores: [], alerts: [], alertHistory: [], series: [], scores: [], warnings };
+    out.alertHistory = alertHistory.filter((a) => inScope(scope, a)).sort((a, b) => a.updatedAt - b.updatedAt);
 
     const ms = new Map<string, MachineSummary>();
     for (const mi of machines) if (inScope(scope, mi)) ms.set(machineKeyOf(mi), { site: mi.site, line: mi.line, machine: mi.machine, sensors: [...mi.sensors], lastSeen: mi.lastSeen ?? null });

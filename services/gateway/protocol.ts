@@ -89,6 +89,8 @@ export interface Backfill {
   latestScores: LiveScore[];
   /** Open (pending/firing) alerts in scope. */
   alerts: Alert[];
+  /** With `history`: alert state changes of the machine in the window (for chart markers), oldest first. */
+  alertHistory: Alert[];
   /** With `history`: raw or rolled-up history per sensor, then the gateway's recent raw points. */
   series: BackfillSeries[];
   scores: BackfillScoreSeries[];

@@ -32,9 +32,12 @@ export class MemoryStore implements TimeSeriesStore {
   readonly alerts: Alert[] = [];
   /** Makes every query fail (outage tests). */
   failing = false;
+  /** Makes every query this slow (a busy database). */
+  queryDelayMs = 0;
 
   async init(): Promise<void> {}
-  private check(): void {
+  private async check(): Promise<void> {
+    if (this.queryDelayMs > 0) await new Promise((r) => setTimeout(r, this.queryDelayMs));
     if (this.failing) throw new Error('memory store: simulated outage');
   }
   async writeReadings(readings: Reading[]): Promise<WriteResult> {
@@ -70,7 +73,7 @@ export class MemoryStore implements TimeSeriesStore {
     return [...m.values()].filter((arr) => arr.length > 0 && arr[0].machine === q.machine && (!q.site || arr[0].site === q.site) && (!q.line || arr[0].line === q.line) && (!q.sensor || arr[0].sensor === q.sensor));
   }
   async querySeries(q: SeriesQuery): Promise<Series[]> {
-    this.check();
+    await this.check();
     return this.matching(this.readings, q).map((arr) => {
       const pts = arr.filter((r) => r.ts >= q.from && r.ts < q.to).map((r) => ({ ts: r.ts, value: r.value }));
       const d = downsample(pts, q, (b) => ({ ts: b[0].ts, value: b.reduce((s, p) => s + p.value, 0) / b.length, min: Math.min(...b.map((p) => p.value)), max: Math.max(...b.map((p) => p.value)) }));
@@ -78,7 +81,7 @@ export class MemoryStore implements TimeSeriesStore {
     });
   }
   async queryScores(q: SeriesQuery): Promise<{ sensor: string; resolution: string; points: ScoreSeriesPoint[] }[]> {
-    this.check();
+    await this.check();
     return this.matching(this.scores, q).map((arr) => {
       const pts = arr.filter((s) => s.ts >= q.from && s.ts < q.to).map((s) => ({ ts: s.ts, value: s.value, predicted: s.predicted, lower: s.lower, upper: s.upper, likelihood: s.likelihood }));
       const d = downsample(pts, q, (b) => ({ ...b[b.length - 1], likelihood: Math.max(...b.map((p) => p.likelihood)) }));
@@ -86,11 +89,11 @@ export class MemoryStore implements TimeSeriesStore {
     });
   }
   async queryAlerts(q: { machine?: string; from: number; to: number; limit: number }): Promise<Alert[]> {
-    this.check();
+    await this.check();
     return this.alerts.filter((a) => (!q.machine || a.machine === q.machine) && a.updatedAt >= q.from && a.updatedAt < q.to).slice(-q.limit);
   }
   async latest(f: { site?: string; line?: string; machine?: string }): Promise<LatestValue[]> {
-    this.check();
+    await this.check();
     const out: LatestValue[] = [];
     for (const arr of this.readings.values()) {
       const r = arr[arr.length - 1];
@@ -100,7 +103,7 @@ export class MemoryStore implements TimeSeriesStore {
     return out;
   }
   async machines(): Promise<MachineInfo[]> {
-    this.check();
+    await this.check();
     const m = new Map<string, MachineInfo>();
     for (const arr of this.readings.values()) {
       const r = arr[arr.length - 1];

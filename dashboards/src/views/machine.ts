@@ -65,6 +65,11 @@ export function machineView(model: PlantModel, live: LiveClient, site: string, l
           const c = chart(s.sensor);
           for (const p of s.points) c.addScore(p[0], p[1], p[2], p[3], p[4], p[5]);
         }
+        // Past alerts in the range first (oldest to newest), then the open ones: the newest state wins.
+        for (const a of b.alertHistory ?? []) {
+          const prev = seenAlerts.get(a.fingerprint);
+          if (!prev || prev.updatedAt <= a.updatedAt) seenAlerts.set(a.fingerprint, a);
+        }
         for (const a of b.alerts) seenAlerts.set(a.fingerprint, a);
         for (const s of b.latestScores) if (s.kind === 'sensor' && `${s.site}/${s.line}/${s.machine}` === key) chart(s.sensor).warmingUp = s.warmingUp;
         if (b.series.length === 0 && charts.size === 0) chartsEl.innerHTML = '<p class="muted loading">No data for this machine in this range yet.</p>';
