@@ -118,6 +118,19 @@ describe('simulators > model > physics', () => {
     expect(at('2026-01-10T10:00:00Z')).toBe(0); // Saturday
   });
 
+  it('vents a compressor steadily over a shift break (no saw-tooth restarts while off)', () => {
+    const model = new PlantModel(
+      cfg({ plant: { sites: [{ id: 's', shifts: { shifts: [{ start: '06:00', end: '14:00' }] }, lines: [{ id: 'l', machines: [{ id: 'a', type: 'compressor' }] }] }] } }),
+    );
+    const at = (iso: string, plusS: number) => series(model, 's/l/a/pressure', Date.parse(iso) + plusS * 1000, Date.parse(iso) + plusS * 1000 + 1000)[0].value;
+    // The last cycle that started before 14:00 may still run; from 14:02 on the machine is off.
+    const p = [120, 180, 240, 300, 420, 600, 900].map((s) => at('2026-01-05T14:00:00Z', s));
+    for (let i = 1; i < p.length; i++) expect(p[i], p.join(' ')).toBeLessThan(p[i - 1]);
+    expect(p[p.length - 1]).toBeLessThan(0.5);
+    expect(at('2026-01-05T20:00:00Z', 0)).toBeLessThan(0.1);
+    expect(at('2026-01-05T10:00:00Z', 0)).toBeGreaterThan(6.8); // in shift: between cut-in and cut-out
+  });
+
   it('samples from 0.1 Hz to 1 kHz on a fixed grid and quantises values', () => {
     const model = new PlantModel(
       cfg({

@@ -74,6 +74,8 @@ interface Period {
   start: number;
   segments: Segment[];
   random: number;
+  /** For periods outside the shifts: when the machine stopped (start of the off run). */
+  offSince?: number;
 }
 interface LagState {
   tau: number;
@@ -267,6 +269,21 @@ export class MachineModel {
     return info;
   }
 
+  /** Start of the run of 'off' periods that period p belongs to (the shift break), memoised. */
+  private offSince(p: number): number {
+    const info = this.period(p);
+    if (info.offSince !== undefined) return info.offSince;
+    // Walk back to the last period that is on (or already known), then fill forward. Shift patterns are
+    // weekly, so an on-period is always found within 8 days: the answer never depends on query order.
+    const limit = p - Math.ceil((8 * DAY_MS) / this.periodMs);
+    let q = p;
+    while (q > limit && this.period(q - 1).segments[0].kind === 'off' && this.period(q - 1).offSince === undefined) q--;
+    const prev = this.period(q - 1);
+    const since = prev.segments[0].kind === 'off' && prev.offSince !== undefined ? prev.offSince : this.period(q).start;
+    for (let r = q; r <= p; r++) this.period(r).offSince = since;
+    return since;
+  }
+
   private stepPeriod(p: number, y: number, tau: number): number {
     for (const s of this.period(p).segments) y = s.target + (y - s.target) * Math.exp(-(s.to - s.from) / tau);
     return y;
@@ -322,17 +339,7 @@ export class MachineModel {
     out.segment = seg.kind;
     out.sinceSegmentStart = t - seg.from;
     out.segmentLength = seg.to - seg.from;
-    if (seg.kind === 'off') {
-      // Time since the machine stopped for the shift break, not since this cycle slot began.
-      let q = p - 1;
-      let from = seg.from;
-      for (let i = 0; i < 2000; i++, q--) {
-        const prev = this.period(q);
-        if (prev.segments[0].kind !== 'off') break;
-        from = prev.start;
-      }
-      out.sinceSegmentStart = t - from;
-    }
+    if (seg.kind === 'off') out.sinceSegmentStart = t - this.offSince(p);
     return out;
   }
 
