@@ -55,6 +55,30 @@ describe('simulators > model > determinism', () => {
     expect(run(warmed, later, later + 60_000, 1_000)).toEqual(fresh);
   });
 
+  it('stays a pure function of time with shifts and long shift breaks', () => {
+    const shifted = () =>
+      new PlantModel(
+        cfg({
+          seed: 4,
+          plant: {
+            sites: [
+              {
+                id: 's',
+                shifts: { utcOffsetMinutes: 120, shifts: [{ start: '22:00', end: '06:00', days: [1, 3] }] },
+                lines: [{ id: 'l', machines: [{ id: 'a', type: 'compressor' }, { id: 'c', type: 'cnc_spindle' }, { id: 'm', type: 'motor', duty: { periodS: 7 } }] }],
+              },
+            ],
+          },
+        }),
+      );
+    const when = Date.parse('2026-01-09T12:00:00Z'); // Friday: a long break since Thursday 06:00 local
+    const fresh = run(shifted(), when, when + 30_000, 1_000);
+    const warmed = shifted();
+    run(warmed, when - 3 * 86_400_000, when - 3 * 86_400_000 + 60_000, 60_000);
+    run(warmed, when - 600_000, when, 60_000);
+    expect(run(warmed, when, when + 30_000, 1_000)).toEqual(fresh);
+  });
+
   it('gives different data for a different seed', () => {
     const a = run(new PlantModel(cfg({ seed: 1 })), T0, T0 + 60_000, 1_000);
     const b = run(new PlantModel(cfg({ seed: 2 })), T0, T0 + 60_000, 1_000);
