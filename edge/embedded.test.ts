@@ -50,6 +50,20 @@ describe('edge > embedded broker', () => {
     expect(sink.records[0].headers?.['mqtt.client_id']).toBe(dev.options.clientId);
   });
 
+  it('acknowledges in PUBLISH order: a message needing no Kafka write waits for an earlier pending one', async () => {
+    const { sink, edge } = await bridge();
+    const dev = await device(edge.mqttUrl);
+    sink.hold();
+    const order: string[] = [];
+    const first = dev.publishAsync('plant/s1/l1/m1/temp', reading(1), { qos: 1 }).then(() => order.push('mapped'));
+    const second = dev.publishAsync('plant/s1/l1/m1', 'x', { qos: 1 }).then(() => order.push('unmapped'));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(order).toEqual([]);
+    sink.release();
+    await Promise.all([first, second]);
+    expect(order).toEqual(['mapped', 'unmapped']);
+  });
+
   it('QoS 2 is acknowledged (PUBREC) after Kafka too', async () => {
     const { sink, edge } = await bridge();
     const dev = await device(edge.mqttUrl);

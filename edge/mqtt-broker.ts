@@ -39,6 +39,7 @@ export interface BrokerEvents {
 
 export async function startEmbeddedBroker(cfg: EdgeConfig['embedded'], hooks: BrokerHooks, log: Logger, events: BrokerEvents): Promise<EmbeddedBroker> {
   const principals = new WeakMap<Client, Principal>();
+  const lastAck = new WeakMap<Client, Promise<void>>();
   const broker = await Aedes.createBroker({
     queueLimit: cfg.queueLimit,
     maxInflightInbound: cfg.maxInflightInbound,
@@ -79,7 +80,7 @@ export async function startEmbeddedBroker(cfg: EdgeConfig['embedded'], hooks: Br
             throw new Error(`publish to ${topic} not allowed`);
           }
           const props = (packet as { properties?: { userProperties?: Record<string, string | string[]> } }).properties;
-          return hooks.mapToKafka({
+          const durable = hooks.mapToKafka({
             topic,
             payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
             qos: packet.qos,
@@ -87,6 +88,12 @@ export async function startEmbeddedBroker(cfg: EdgeConfig['embedded'], hooks: Br
             userProperties: props?.userProperties,
             receivedAt: Date.now(),
           });
+          // Acknowledge in PUBLISH order [MQTT-4.6.0-2]: a message that needs no Kafka write (e.g. an
+          // unmapped topic) must not be acknowledged before an earlier one that is still pending.
+          const previous = lastAck.get(client) ?? Promise.resolve();
+          const inOrder = previous.then(() => durable);
+          lastAck.set(client, inOrder.catch(() => undefined));
+          return inOrder;
         })
         .then(
           () => cb(null),

@@ -52,6 +52,7 @@ export async function startExternalSubscriber(cfg: EdgeConfig['client'], onMessa
   let generation = 0;
   const held = new Map<number, { promise: Promise<void>; generation: number }>();
   const pendingAcks = new Set<Promise<void>>();
+  let lastAck: Promise<void> = Promise.resolve();
   const internals = client as unknown as { _sendPacket: SendPacket };
   const sendPacket = internals._sendPacket.bind(client) as SendPacket;
   if (typeof sendPacket !== 'function') throw new Error('mqtt client internals changed: _sendPacket missing (pin mqtt 5.x)');
@@ -60,12 +61,16 @@ export async function startExternalSubscriber(cfg: EdgeConfig['client'], onMessa
     const h = packet.cmd === 'puback' && packet.messageId !== undefined ? held.get(packet.messageId) : undefined;
     if (!h) return sendPacket(packet, cb, cbStorePut, noStore);
     held.delete(packet.messageId as number);
-    const ack = h.promise.then(
-      () => {
-        if (h.generation === generation && client.connected) sendPacket(packet);
-      },
-      (err: Error) => log.warn({ err: err.message, messageId: packet.messageId }, 'message not made durable: PUBACK withheld, the broker will redeliver'),
+    // Chained: PUBACKs leave in PUBLISH order even when a later message needed no Kafka write.
+    const ack = lastAck.then(() =>
+      h.promise.then(
+        () => {
+          if (h.generation === generation && client.connected) sendPacket(packet);
+        },
+        (err: Error) => log.warn({ err: err.message, messageId: packet.messageId }, 'message not made durable: PUBACK withheld, the broker will redeliver'),
+      ),
     );
+    lastAck = ack;
     pendingAcks.add(ack);
     void ack.finally(() => pendingAcks.delete(ack));
     // Let mqtt.js read the next packet now.
