@@ -7,7 +7,7 @@ import { z } from 'zod';
 export const DetectorConfig = z
   .strictObject({
     /** Tag stamped on every score; bump when the algorithm or its defaults change. */
-    modelVersion: z.string().min(1).default('pw-det-2'),
+    modelVersion: z.string().min(1).default('pw-det-3'),
     /** Past readings the tfjs predictor sees (per stream, in arrival order). */
     window: z.number().int().min(4).max(64).default(16),
     /** Readings a stream needs before its scores are trusted (`warmingUp` is true before). */
@@ -16,6 +16,10 @@ export const DetectorConfig = z
     normWindow: z.number().int().min(16).default(2000),
     /** Memory (readings) of the score history behind the likelihood: the record score decays over it. */
     historyWindow: z.number().int().min(16).default(500),
+    /** Memory (readings) of the long record; 0 share disables it. */
+    longHistoryWindow: z.number().int().min(16).default(20000),
+    /** Share of the long record a score must exceed as well (see README: two-scale record). */
+    longRecordShare: z.number().min(0).max(1).default(0.6),
     /** Readings averaged into the short-term surprise compared against that distribution. */
     shortWindow: z.number().int().min(1).max(64).default(1),
     /** How scores become likelihoods: against the stream's decaying record score, or a Gaussian fit. */
@@ -61,6 +65,21 @@ export const DetectorConfig = z
         minSpread: z.number().positive().default(0.01),
       })
       .default({ dim: 8, stride: 1, prototypes: 64, vigilance: 0.05, minSpread: 0.01 }),
+    season: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** Length of the cycle (plants run daily shifts). */
+        periodMs: z.number().int().positive().default(86_400_000),
+        /** Phase bins of the seasonal profile per stream. */
+        bins: z.number().int().min(2).max(1024).default(48),
+        /** Readings a bin needs before it is trusted. */
+        minSamples: z.number().int().min(1).default(12),
+        /** EWMA rate of the profile (per reading in the bin). */
+        learningRate: z.number().positive().max(1).default(0.05),
+        /** EWMA rate of the sustained-departure score. */
+        smoothing: z.number().positive().max(1).default(0.2),
+      })
+      .default({ enabled: true, periodMs: 86_400_000, bins: 48, minSamples: 12, learningRate: 0.05, smoothing: 0.2 }),
     model: z
       .strictObject({
         hidden: z.number().int().min(2).max(256).default(24),

@@ -103,10 +103,16 @@ interface SensorStateJson {
   lastSeen: number;
   novelty: NoveltyJson;
   nov: Hist;
+  seasonMean: number[];
+  seasonDev: number[];
+  seasonN: number[];
+  seasonZ: number;
+  season: Hist;
   recMax: number;
   recBlocks: number[];
   recPos: number;
   recFill: number;
+  recLong: number;
   pat: number[];
   patLen: number;
   patPos: number;
@@ -123,6 +129,8 @@ interface Hist {
   recBlocks: number[];
   recPos: number;
   recFill: number;
+  /** Long-memory record (exponentially decaying maximum over `longHistoryWindow`). */
+  recLong: number;
 }
 
 const RECENT_TS = 8;
@@ -130,7 +138,7 @@ const RECENT_TS = 8;
 const REC_BLOCKS = 8;
 
 function newHist(): Hist {
-  return { histN: 0, histMean: 0, histVar: 0, recMax: 0, recBlocks: new Array<number>(REC_BLOCKS).fill(0), recPos: 0, recFill: 0 };
+  return { histN: 0, histMean: 0, histVar: 0, recMax: 0, recBlocks: new Array<number>(REC_BLOCKS).fill(0), recPos: 0, recFill: 0, recLong: 0 };
 }
 /** Surprise is in decimal digits of improbability; beyond this it carries no more information. */
 const MAX_SURPRISE = 300;
@@ -170,10 +178,18 @@ class SensorState {
   lastSeen = 0;
   novelty: NoveltyMemory;
   nov: Hist = newHist();
+  /** Seasonal profile: per phase bin of the period, EWMA of the value and of its absolute deviation. */
+  seasonMean: Float64Array;
+  seasonDev: Float64Array;
+  seasonN: Float64Array;
+  /** EWMA of the signed seasonal z-score: a sustained departure from the usual daily shape. */
+  seasonZ = 0;
+  season: Hist = newHist();
   recMax = 0;
   recBlocks: number[] = new Array<number>(REC_BLOCKS).fill(0);
   recPos = 0;
   recFill = 0;
+  recLong = 0;
   /** Ring of stride-averaged values the pattern windows are cut from. */
   pat: Float64Array;
   patLen = 0;
@@ -190,7 +206,11 @@ class SensorState {
     window: number,
     shortWindow: number,
     nov: { dim: number; prototypes: number },
+    seasonBins: number,
   ) {
+    this.seasonMean = new Float64Array(seasonBins);
+    this.seasonDev = new Float64Array(seasonBins);
+    this.seasonN = new Float64Array(seasonBins);
     this.ring = new Float64Array(window);
     this.short = new Float64Array(shortWindow);
     this.novelty = new NoveltyMemory(nov.dim, nov.prototypes);
@@ -209,16 +229,20 @@ class SensorState {
 
   bytes(): number {
     // typed arrays + the fixed numeric fields and strings (rough, for memory bounds)
-    return this.ring.byteLength + this.short.byteLength + this.pat.byteLength + this.novelty.bytes() + 8 * 32 + 8 * RECENT_TS + 2 * this.key.length * 2 + 64;
+    return this.ring.byteLength + this.short.byteLength + this.pat.byteLength + this.novelty.bytes() + 3 * this.seasonMean.byteLength + 8 * (REC_BLOCKS + 4) * 3 + 8 * 32 + 8 * RECENT_TS + 2 * this.key.length * 2 + 64;
   }
 
   toJson(): SensorStateJson {
-    const { ring, short, pat, novelty, ...rest } = this;
+    const { ring, short, pat, novelty, seasonMean, seasonDev, seasonN, ...rest } = this;
     return {
       ...rest,
       ring: Array.from(ring),
       short: Array.from(short),
       pat: Array.from(pat),
+      seasonMean: Array.from(seasonMean),
+      seasonDev: Array.from(seasonDev),
+      seasonN: Array.from(seasonN),
+      season: { ...this.season, recBlocks: [...this.season.recBlocks] },
       novelty: novelty.toJson(),
       nov: { ...this.nov, recBlocks: [...this.nov.recBlocks] },
       recBlocks: [...this.recBlocks],
@@ -226,13 +250,17 @@ class SensorState {
     } as SensorStateJson;
   }
 
-  static fromJson(j: SensorStateJson, window: number, shortWindow: number, nov: { dim: number; prototypes: number }): SensorState {
-    const s = new SensorState(j.key, j.site, j.line, j.machine, j.sensor, window, shortWindow, nov);
-    const { ring, short, pat, novelty, key: _k, site: _s, line: _l, machine: _m, sensor: _se, ...rest } = j;
+  static fromJson(j: SensorStateJson, window: number, shortWindow: number, nov: { dim: number; prototypes: number }, seasonBins: number): SensorState {
+    const s = new SensorState(j.key, j.site, j.line, j.machine, j.sensor, window, shortWindow, nov, seasonBins);
+    const { ring, short, pat, novelty, seasonMean, seasonDev, seasonN, key: _k, site: _s, line: _l, machine: _m, sensor: _se, ...rest } = j;
     Object.assign(s, rest);
     s.ring.set(ring);
     s.short.set(short);
     s.pat.set(pat);
+    s.seasonMean.set(seasonMean);
+    s.seasonDev.set(seasonDev);
+    s.seasonN.set(seasonN);
+    s.season = { ...j.season, recBlocks: [...j.season.recBlocks] };
     s.novelty = NoveltyMemory.fromJson(novelty, nov.dim, nov.prototypes);
     s.nov = { ...j.nov, recBlocks: [...j.nov.recBlocks] };
     s.recBlocks = [...j.recBlocks];
@@ -406,7 +434,7 @@ export async function createDetector(
     if (st) {
       streams.delete(key); // re-insert: Map order is the LRU order
     } else {
-      st = new SensorState(key, r.site, r.line, r.machine, r.sensor, W, K, cfg.novelty);
+      st = new SensorState(key, r.site, r.line, r.machine, r.sensor, W, K, cfg.novelty, cfg.season.bins);
       while (streams.size >= cfg.maxStreams) evictOldest();
     }
     streams.set(key, st);
@@ -488,7 +516,9 @@ export async function createDetector(
    */
   function recordLikelihood(h: Hist, s: number, floor: number): number {
     if (h.histN < 8) return 0;
-    return ratioLikelihood(s / Math.max(h.recMax, floor));
+    // The bar is the recent record, or a share of the long-memory one: a heavy-tailed stream whose
+    // big bursts are weeks apart should not alarm at every burst half their size.
+    return ratioLikelihood(s / Math.max(h.recMax, cfg.longRecordShare * h.recLong, floor));
   }
 
   function updateRecord(h: Hist, s: number, n: number): void {
@@ -504,6 +534,7 @@ export async function createDetector(
     h.recFill++;
     if (s > h.recBlocks[h.recPos]) h.recBlocks[h.recPos] = s;
     if (s > h.recMax) h.recMax = s;
+    h.recLong = Math.max(h.recLong * (1 - 1 / cfg.longHistoryWindow), s);
   }
 
   function updateHist(st: { histN: number; histMean: number; histVar: number }, u: number): void {
@@ -682,6 +713,31 @@ export async function createDetector(
             if (ln > lik) lik = ln;
           }
         }
+      }
+      // Seasonal profile: how far the value is from what this phase of the period usually shows.
+      if (cfg.season.enabled) {
+        const S = cfg.season.bins;
+        const bin = Math.floor((((r.ts % cfg.season.periodMs) + cfg.season.periodMs) % cfg.season.periodMs) / (cfg.season.periodMs / S)) % S;
+        const cnt = st.seasonN[bin];
+        if (cnt >= cfg.season.minSamples) {
+          const dev = Math.max(1.2533 * st.seasonDev[bin], errSd, 1e-12);
+          const zs = Math.max(-10, Math.min(10, (r.value - st.seasonMean[bin]) / dev));
+          st.seasonZ += cfg.season.smoothing * (zs - st.seasonZ);
+          // an EWMA of N(0,1) has variance a/(2-a): rescale so the sustained departure is in sigmas
+          const zbar = st.seasonZ / Math.sqrt(cfg.season.smoothing / (2 - cfg.season.smoothing));
+          const us = twoSidedSurprise(zbar);
+          if (st.n > cfg.warmupReadings) {
+            lik = Math.max(lik, recordLikelihood(st.season, us, cfg.minSurpriseSpread));
+            updateRecord(st.season, us, st.n);
+          }
+          st.season.histN++;
+        }
+        const a = Math.max(1 / (cnt + 1), cfg.season.learningRate);
+        if (cnt === 0) st.seasonMean[bin] = r.value;
+        const d = r.value - st.seasonMean[bin];
+        st.seasonMean[bin] += a * d;
+        st.seasonDev[bin] += a * (Math.abs(d) - st.seasonDev[bin]);
+        st.seasonN[bin] = cnt + 1;
       }
       // Range novelty: a value clearly outside everything the stream has ever shown.
       if (cfg.rangeTolerance > 0 && st.n > cfg.warmupReadings && st.max > st.min) {
@@ -864,7 +920,7 @@ export async function createDetector(
       replayX.set(s.replay.x.slice(0, replayCount * W));
       replayY.set(s.replay.y.slice(0, replayCount));
       streams.clear();
-      for (const j of s.streams) streams.set(j.key, SensorState.fromJson(j, W, K, cfg.novelty));
+      for (const j of s.streams) streams.set(j.key, SensorState.fromJson(j, W, K, cfg.novelty, cfg.season.bins));
       machines.clear();
       for (const j of s.machines) machines.set(j.key, MachineState.fromJson(j, cfg.maxSensorsPerMachine));
       limits = { ...s.limits };
