@@ -129,7 +129,7 @@ describeWith([], 'services > alerts > component on the embedded Kafka broker', (
 
   async function collect(topic: string): Promise<{ values: { key: string; value: string }[]; consumer: Consumer }> {
     const values: { key: string; value: string }[] = [];
-    const consumer = broker.kafka.consumer({ groupId: `collect-${topic}-${n}-${Date.now()}` });
+    const consumer = broker.kafka.consumer({ groupId: `collect-${topic}-${n}-${Date.now()}`, maxWaitTimeInMs: 200 });
     await consumer.connect();
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
     await consumer.run({ eachMessage: async ({ message }) => void values.push({ key: String(message.key), value: String(message.value) }) });

@@ -83,7 +83,9 @@ export async function start(config: AlertsConfig, ctx: ComponentContext, deps: A
     });
     service.start();
 
-    consumer = ctx.kafka.consumer({ groupId: config.kafka.groupId });
+    // A short fetch wait: data is returned as soon as it arrives anyway; this bounds how long
+    // close() waits for an idle long-poll to end.
+    consumer = ctx.kafka.consumer({ groupId: config.kafka.groupId, maxWaitTimeInMs: 1000 });
     consumer.on(consumer.events.GROUP_JOIN, () => markJoined());
     await consumer.connect();
     await consumer.subscribe({ topics: [TOPICS.readings, TOPICS.scores], fromBeginning: config.kafka.fromBeginning });
