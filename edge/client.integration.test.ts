@@ -68,6 +68,17 @@ describeWith(['mosquitto', 'mosquitto_pub'], 'edge > client mode (Mosquitto)', (
     await edge.close();
   });
 
+  it('MQTT 5: device user properties arrive as Kafka headers', async () => {
+    const sink = new MemorySink();
+    const edge = await start(cfg('pw-edge-v5', { client: { url: broker.url, clientId: 'pw-edge-v5', protocolVersion: 5 } }), testContext(), { sink });
+    const dev = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0, protocolVersion: 5 });
+    await dev.publishAsync('plant/s1/l1/m1/temp', JSON.stringify({ ts: Date.now(), value: 1 }), { qos: 1, properties: { userProperties: { firmware: '2.1', batch: 'A7' } } });
+    await dev.endAsync();
+    await sink.waitFor(1);
+    expect(sink.records[0].headers).toMatchObject({ 'mqtt.topic': 'plant/s1/l1/m1/temp', 'mqtt.qos': '1', 'mqtt.user.firmware': '2.1', 'mqtt.user.batch': 'A7' });
+    await edge.close();
+  });
+
   it('persistent session: messages published while the bridge is down arrive after it comes back', async () => {
     const ctx = testContext();
     const first = await start(cfg('pw-edge-session'), ctx, { sink: new MemorySink() });
