@@ -141,7 +141,8 @@ describe('services > gateway > sockets', () => {
     const seconds = (Date.now() - started) / 1000;
     // At most 5 per second (+1 for the leading edge), from 2,000 offered.
     expect(rs.length).toBeLessThanOrEqual(Math.ceil(seconds * 5) + 1);
-    expect(rs.length).toBeGreaterThanOrEqual(Math.floor((elapsed / 1000) * 5) - 1);
+    // Still live under the burst (at least half the allowed rate even on a loaded CI machine).
+    expect(rs.length).toBeGreaterThanOrEqual(Math.floor(((elapsed / 1000) * 5) / 2));
     for (let i = 1; i < rs.length; i++) expect(rs[i].ts).toBeGreaterThan(rs[i - 1].ts);
     expect(rs.every((r) => r.value >= 0)).toBe(true);
     expect(rs[rs.length - 1].value).toBe(1999); // the newest one is what stays on screen

@@ -8,7 +8,8 @@
 import type { Logger } from '../../common/logger.ts';
 import type { Consumer, KafkaClients } from '../../common/kafka.ts';
 import { TOPICS } from '../../common/topics.ts';
-import { Alert, ReadingRecord, ScoreRecord, describeZodError, type Reading, type Score } from '../../common/messages.ts';
+import { Alert, Reading, Score, describeZodError } from '../../common/messages.ts';
+import type { z } from 'zod';
 
 export interface LiveSink {
   readings(batch: Reading[]): void;
@@ -69,19 +70,25 @@ export function dispatchRecord(topic: string, value: Buffer | null, sink: LiveSi
   } catch {
     return sink.invalid(topic, 'record value is not JSON');
   }
-  if (topic === TOPICS.readings) {
-    const r = ReadingRecord.safeParse(json);
-    if (!r.success) return sink.invalid(topic, describeZodError(r.error));
-    sink.readings(Array.isArray(r.data) ? r.data : [r.data]);
-  } else if (topic === TOPICS.scores) {
-    const r = ScoreRecord.safeParse(json);
-    if (!r.success) return sink.invalid(topic, describeZodError(r.error));
-    sink.scores(Array.isArray(r.data) ? r.data : [r.data]);
-  } else if (topic === TOPICS.alerts) {
-    const r = Alert.safeParse(json);
-    if (!r.success) return sink.invalid(topic, describeZodError(r.error));
-    sink.alerts([r.data]);
-  }
+  if (topic === TOPICS.readings) sink.readings(valid(Reading, json, topic, sink));
+  else if (topic === TOPICS.scores) sink.scores(valid(Score, json, topic, sink));
+  else if (topic === TOPICS.alerts) sink.alerts(valid(Alert, json, topic, sink));
+}
+
+/**
+ * A record holds one item or an array of items; each is validated on its own so one bad element
+ * does not hide the good ones from the live view (the element is counted and logged).
+ */
+function valid<S extends z.ZodType>(schema: S, json: unknown, topic: string, sink: LiveSink): z.infer<S>[] {
+  const items = Array.isArray(json) ? json : [json];
+  if (items.length === 0) sink.invalid(topic, 'empty array');
+  const out: z.infer<S>[] = [];
+  items.forEach((item, i) => {
+    const r = schema.safeParse(item);
+    if (r.success) out.push(r.data);
+    else sink.invalid(topic, `${Array.isArray(json) ? `[${i}] ` : ''}${describeZodError(r.error)}`);
+  });
+  return out;
 }
 
 export class KafkaLiveSource implements LiveSource {
