@@ -78,6 +78,8 @@ interface RunOpts {
   duration?: number;
   output?: 'mqtt' | 'kafka' | 'stdout' | 'none';
   url?: string;
+  username?: string;
+  password?: string;
   kafka?: string;
   qos?: number;
   format?: 'json' | 'batch' | 'sparkplug';
@@ -116,6 +118,9 @@ async function runPlant(file: string | undefined, o: RunOpts): Promise<void> {
       set(raw, ['output', 'kafka', 'brokers'], o.kafka.split(',').map((s) => s.trim()));
     }
     if (o.url !== undefined) set(raw, ['output', 'mqtt', 'url'], o.url);
+    if (o.username !== undefined) set(raw, ['output', 'mqtt', 'username'], o.username);
+    const password = o.password ?? process.env.MQTT_PASSWORD;
+    if (password !== undefined) set(raw, ['output', 'mqtt', 'password'], password);
     if (o.qos !== undefined) set(raw, ['output', 'mqtt', 'qos'], o.qos);
     if (o.format !== undefined) set(raw, ['output', 'mqtt', 'format'], o.format);
     if (o.connections !== undefined) set(raw, ['output', 'mqtt', 'connections'], o.connections === 'machine' ? 'machine' : Number(o.connections));
@@ -256,6 +261,8 @@ async function runPlant(file: string | undefined, o: RunOpts): Promise<void> {
 
 interface ReplayOpts {
   url: string;
+  username?: string;
+  password?: string;
   speed: number;
   site: string;
   line: string;
@@ -277,7 +284,13 @@ interface ReplayOpts {
 
 async function runReplay(files: string[], o: ReplayOpts): Promise<void> {
   const col = (c: string): string | number => (/^\d+$/.test(c) && !o.header ? Number(c) : c);
-  const client = await mqtt.connectAsync(o.url, { clientId: `plantwatch-replay-${process.pid}`, queueQoSZero: false, reconnectPeriod: 1000 });
+  const client = await mqtt.connectAsync(o.url, {
+    clientId: `plantwatch-replay-${process.pid}`,
+    queueQoSZero: false,
+    reconnectPeriod: 1000,
+    username: o.username,
+    password: o.password ?? process.env.MQTT_PASSWORD,
+  });
   setNoDelay(client);
   client.on('connect', () => setNoDelay(client));
   let errors = 0;
@@ -351,6 +364,8 @@ export function buildProgram(): Command {
     .option('--duration <s>', 'stop after this many simulated seconds (load mode: wall seconds)', num('duration', 0.001, 1e9))
     .addOption(new Option('--output <kind>', 'where readings go').choices(['mqtt', 'kafka', 'stdout', 'none']))
     .option('--url <url>', 'MQTT broker URL (default mqtt://127.0.0.1:1883)')
+    .option('--username <u>', 'MQTT username')
+    .option('--password <p>', 'MQTT password (or MQTT_PASSWORD)')
     .option('--kafka <brokers>', 'send straight to Kafka (host:port,…) instead of MQTT')
     .addOption(new Option('--qos <n>', 'MQTT QoS').choices(['0', '1', '2']).argParser(Number))
     .addOption(new Option('--format <f>', 'MQTT payload format').choices(['json', 'batch', 'sparkplug']))
@@ -376,6 +391,8 @@ export function buildProgram(): Command {
     .description('replay CSV files (NAB timestamp,value; historian exports) over MQTT')
     .argument('<files...>', 'CSV files')
     .option('--url <url>', 'MQTT broker URL', 'mqtt://127.0.0.1:1883')
+    .option('--username <u>', 'MQTT username')
+    .option('--password <p>', 'MQTT password (or MQTT_PASSWORD)')
     .option('--speed <x>', '1 = original pace, N = N× faster, 0 = as fast as possible', num('speed', 0, 1e9), 1)
     .option('--site <id>', 'site of the topic', 'replay')
     .option('--line <id>', 'line of the topic', 'line-1')

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { Identifier } from '../common/messages.ts';
+import { TlsConfig } from '../common/config/fragments.ts';
 
 export const MACHINE_TYPES = ['pump', 'cnc_spindle', 'compressor', 'conveyor', 'motor'] as const;
 export const MachineType = z.enum(MACHINE_TYPES);
@@ -176,6 +177,8 @@ export const MqttOutput = z.strictObject({
   url: z.string().regex(/^(mqtts?|wss?|tcp|ssl):\/\//, 'expected mqtt://host:port (or mqtts/ws/wss)').default('mqtt://127.0.0.1:1883'),
   username: z.string().optional(),
   password: z.string().optional(),
+  /** For mqtts:// or wss://: PEM file paths and whether to verify the server. */
+  tls: TlsConfig,
   /** json: one reading per message; batch: JSON arrays per sensor per tick; sparkplug: Sparkplug B DDATA per machine. */
   format: z.enum(['json', 'batch', 'sparkplug']).default('json'),
   qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(0),

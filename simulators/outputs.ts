@@ -4,6 +4,7 @@
  * benchmarks that bypass the edge), stdout, or nowhere. `send` never throws: failures are counted
  * and logged once per kind; `ready()` is the backpressure point the runner awaits.
  */
+import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../common/logger.ts';
 import type { KafkaClients, Producer } from '../common/kafka.ts';
@@ -88,6 +89,14 @@ export class MqttOutput implements Output {
       connectTimeout: 10_000,
       // Offline QoS0 readings are dropped and counted, not buffered without bound.
       queueQoSZero: false,
+      ...(this.cfg.tls
+        ? {
+            rejectUnauthorized: this.cfg.tls.rejectUnauthorized,
+            ...(this.cfg.tls.ca ? { ca: readFileSync(this.cfg.tls.ca) } : {}),
+            ...(this.cfg.tls.cert ? { cert: readFileSync(this.cfg.tls.cert) } : {}),
+            ...(this.cfg.tls.key ? { key: readFileSync(this.cfg.tls.key) } : {}),
+          }
+        : {}),
     };
   }
 
