@@ -82,6 +82,8 @@ export class Forwarder {
   ) {
     // Records left in the spool by an earlier run are replayed before anything new.
     this.mode = spool.isEmpty ? 'direct' : 'spool';
+    // Read at scrape time: a gauge update per message costs more than it tells.
+    this.metrics.onCollect(() => this.metrics.pending.set(this.queuedRecords));
     this.metrics.spoolBytes.set(spool.bytes);
     if (this.mode === 'spool') {
       this.log.info({ spoolBytes: spool.bytes }, 'spool holds records from an earlier run: replaying first');
@@ -111,7 +113,6 @@ export class Forwarder {
       for (const r of records) bytes += recordBytes(r);
       this.queue.push({ records, bytes, resolve, reject, submittedAt: performance.now() });
       this.queuedRecords += records.length;
-      this.metrics.pending.set(this.queuedRecords);
       this.kick();
     });
   }
@@ -188,7 +189,6 @@ export class Forwarder {
 
   private settle(e: Entry): void {
     this.queuedRecords -= e.records.length;
-    this.metrics.pending.set(this.queuedRecords);
     e.resolve();
   }
 

@@ -90,12 +90,17 @@ export async function start(config: EdgeConfigInput | EdgeConfig, ctx: Component
   let subscriber: ExternalSubscriber | null = null;
   const publishCommand = (topic: string, payload: Buffer) => (broker ? broker.publish(topic, payload, 0) : subscriber ? subscriber.publish(topic, payload, 0) : Promise.resolve());
 
+  // Label lookups hash the label set on every call; rules × QoS levels is a small fixed set.
+  const receivedCounters = new Map<string, { inc(): void }>();
   const mapToKafka = async (msg: InboundMessage): Promise<void> => {
     if (!intakeOpen) throw new Error('edge is closing');
     let records;
     try {
       const res = ingestor.ingest(msg);
-      metrics.received.inc({ rule: res.rule ?? 'unmapped', qos: String(msg.qos) });
+      const receivedKey = `${res.rule ?? 'unmapped'}|${msg.qos}`;
+      let received = receivedCounters.get(receivedKey);
+      if (!received) receivedCounters.set(receivedKey, (received = metrics.received.labels(res.rule ?? 'unmapped', String(msg.qos))));
+      received.inc();
       for (const r of res.rejects) {
         metrics.deadLettered.inc({ code: r.code });
         log.debug({ topic: msg.topic, clientId: msg.clientId, code: r.code, reason: r.reason }, 'dead-lettered');

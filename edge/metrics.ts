@@ -5,7 +5,10 @@ import { prom, type Registry } from '../common/metrics.ts';
 
 export function createEdgeMetrics(registry: Registry) {
   const r = [registry];
+  const collectors: (() => void)[] = [];
   return {
+    /** Registers a function run before each scrape (for gauges read from live state). */
+    onCollect: (fn: () => void) => collectors.push(fn),
     received: new prom.Counter({ name: 'plantwatch_edge_received_messages_total', help: 'MQTT messages received, by mapping rule (unmapped = no rule matched) and QoS', labelNames: ['rule', 'qos'], registers: r }),
     readings: new prom.Counter({ name: 'plantwatch_edge_readings_total', help: 'Valid readings decoded, by Kafka topic', labelNames: ['topic'], registers: r }),
     forwarded: new prom.Counter({ name: 'plantwatch_edge_forwarded_records_total', help: 'Kafka records acknowledged by Kafka, by topic (per-topic rates: rate() of this)', labelNames: ['topic'], registers: r }),
@@ -15,7 +18,14 @@ export function createEdgeMetrics(registry: Registry) {
     dropped: new prom.Counter({ name: 'plantwatch_edge_dropped_records_total', help: 'Records dropped because the spool was full (spool.whenFull=drop)', registers: r }),
     spoolBytes: new prom.Gauge({ name: 'plantwatch_edge_spool_bytes', help: 'Bytes in the spool not yet delivered', registers: r }),
     spoolErrors: new prom.Counter({ name: 'plantwatch_edge_spool_errors_total', help: 'Spool write failures (disk errors)', registers: r }),
-    pending: new prom.Gauge({ name: 'plantwatch_edge_pending_records', help: 'Records accepted but not yet durable', registers: r }),
+    pending: new prom.Gauge({
+      name: 'plantwatch_edge_pending_records',
+      help: 'Records accepted but not yet durable',
+      registers: r,
+      collect() {
+        for (const fn of collectors) fn();
+      },
+    }),
     mode: new prom.Gauge({ name: 'plantwatch_edge_spool_mode', help: '1 while records go through the spool (Kafka unavailable or replay in progress)', registers: r }),
     backpressure: new prom.Gauge({ name: 'plantwatch_edge_backpressure', help: '1 while the spool is full and acknowledgements are held back', registers: r }),
     kafkaErrors: new prom.Counter({ name: 'plantwatch_edge_kafka_errors_total', help: 'Failed or timed-out Kafka sends', registers: r }),
