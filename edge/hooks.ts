@@ -32,6 +32,8 @@ export interface BrokerHooks {
 }
 
 const UNSAFE_FOR_ACL = /[/+#\u0000]/;
+/** Publish decisions remembered per connected client. */
+const ACL_CACHE_PER_CLIENT = 256;
 
 /** Replaces `{username}`/`{clientId}`; a value with ACL metacharacters makes the filter unusable. */
 function expandFilter(filter: string, clientId: string, username: string | null): string | null {
@@ -65,6 +67,7 @@ function passwordMatches(user: EdgeUser, password: Buffer | undefined): boolean 
 /** ACL hooks from `embedded.auth`; `mapToKafka` is supplied by the bridge. */
 export function configHooks(auth: EdgeConfig['embedded']['auth'], mapToKafka: BrokerHooks['mapToKafka']): BrokerHooks {
   const users = new Map(auth.users.map((u) => [u.username, u]));
+  const decisions = new WeakMap<Principal, Map<string, boolean>>();
   return {
     async preConnect() {
       return true;
@@ -82,7 +85,16 @@ export function configHooks(auth: EdgeConfig['embedded']['auth'], mapToKafka: Br
     async authorizePublish(p, topic) {
       // [MQTT-4.7.2-1] `$` topics are the broker's; devices never publish there.
       if (topic.startsWith('$')) return false;
-      return p.publish.some((f) => filterMatches(f, topic));
+      // Devices publish to a few topics over and over: remember the decision per principal (bounded).
+      let cache = decisions.get(p);
+      if (!cache) decisions.set(p, (cache = new Map()));
+      let allowed = cache.get(topic);
+      if (allowed === undefined) {
+        allowed = p.publish.some((f) => filterMatches(f, topic));
+        if (cache.size >= ACL_CACHE_PER_CLIENT) cache.clear();
+        cache.set(topic, allowed);
+      }
+      return allowed;
     },
     async authorizeSubscribe(p, filter) {
       return p.subscribe.some((f) => filterCovers(f, filter));

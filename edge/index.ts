@@ -92,6 +92,7 @@ export async function start(config: EdgeConfigInput | EdgeConfig, ctx: Component
 
   // Label lookups hash the label set on every call; rules × QoS levels is a small fixed set.
   const receivedCounters = new Map<string, { inc(): void }>();
+  const readingCounters = new Map<string, { inc(n: number): void }>();
   const mapToKafka = async (msg: InboundMessage): Promise<void> => {
     if (!intakeOpen) throw new Error('edge is closing');
     let records;
@@ -105,7 +106,12 @@ export async function start(config: EdgeConfigInput | EdgeConfig, ctx: Component
         metrics.deadLettered.inc({ code: r.code });
         log.debug({ topic: msg.topic, clientId: msg.clientId, code: r.code, reason: r.reason }, 'dead-lettered');
       }
-      if (res.readings > 0 && res.records[0]) metrics.readings.inc({ topic: res.records[0].topic }, res.readings);
+      if (res.readings > 0 && res.records[0]) {
+        const topic = res.records[0].topic;
+        let readings = readingCounters.get(topic);
+        if (!readings) readingCounters.set(topic, (readings = metrics.readings.labels(topic)));
+        readings.inc(res.readings);
+      }
       for (const e of res.sparkplugEvents) metrics.sparkplug.inc({ event: e });
       for (const c of res.commands) {
         metrics.rebirths.inc();
