@@ -67,6 +67,8 @@ export const AlertsConfig = z
       .strictObject({
         /** While a machine-level deadman alert fires, the machine's other alerts are not notified. */
         whenMachineOffline: z.boolean().default(true),
+        /** While an intake deadman alert fires (no data from anywhere), every other alert is not notified. */
+        whenIntakeSilent: z.boolean().default(true),
       })
       .prefault({}),
     /** Base URL of the dashboards; notifications link to the machine view `<dashboardUrl>/#/machine/<site>/<line>/<machine>`. */

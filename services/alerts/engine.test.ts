@@ -158,6 +158,27 @@ describe('services > alerts > engine', () => {
     expect(changes.map((c) => c.status)).toEqual(['firing', 'resolved', 'firing']);
   });
 
+  it('intake deadman: fires once when nothing arrives from anywhere, resolves on the next reading', () => {
+    const { engine, clock, changes } = setup([{ id: 'intake', type: 'deadman', per: 'intake', afterMs: 5000, severity: 'critical' }]);
+    clock.advance(60_000);
+    engine.tick();
+    expect(changes).toHaveLength(0); // nothing was ever seen: nothing to miss yet
+    engine.ingestReading(reading('a', 1, 1));
+    engine.ingestReading({ ...reading('b', 1, 1), machine: 'm2' });
+    clock.advance(4999);
+    engine.tick();
+    expect(changes).toHaveLength(0);
+    clock.advance(1);
+    engine.tick();
+    engine.tick();
+    expect(changes.map((c) => [c.site, c.machine, c.sensor, c.status])).toEqual([['_all', '_all', undefined, 'firing']]);
+    expect(engine.intakeSilent()).toBe(true);
+    expect(changes[0].summary).toContain('No readings from anywhere');
+    engine.ingestReading({ ...reading('b', 2, 1), machine: 'm2' });
+    expect(changes.map((c) => c.status)).toEqual(['firing', 'resolved']);
+    expect(engine.intakeSilent()).toBe(false);
+  });
+
   it('machine deadman marks the machine offline', () => {
     const { engine, clock } = setup([{ id: 'offline', type: 'deadman', per: 'machine', afterMs: 1000 }]);
     engine.ingestReading(reading('temp', 1, 1));

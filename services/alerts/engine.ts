@@ -11,7 +11,7 @@ import { machineKey } from '../../common/topics.ts';
 import type { AlertFilter } from './api.ts';
 import type { Clock } from './clock.ts';
 import type { JournalOp } from './journal.ts';
-import { fingerprintOf, inScope, isMachineLevel, Rule, type DeadmanRule, type Target } from './rules.ts';
+import { INTAKE_TARGET, fingerprintOf, inScope, isIntakeRule, isMachineLevel, Rule, type DeadmanRule, type Target } from './rules.ts';
 
 export interface AlertRecord {
   alert: Alert;
@@ -79,8 +79,10 @@ export class AlertEngine {
   /** Wall-clock time data last arrived, per sensor key and per machine key. */
   private readonly sensorSeen = new Map<string, number>();
   private readonly machineSeen = new Map<string, number>();
-  /** Sensor and machine keys with an open deadman alert. */
+  /** Sensor and machine keys with an open deadman alert (INTAKE_KEY for the intake rule). */
   private readonly silentTargets = new Set<string>();
+  /** Wall-clock time the last reading from anywhere arrived; null until the first one. */
+  private lastReadingAt: number | null = null;
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
@@ -218,14 +220,16 @@ export class AlertEngine {
     if (!this.machineSeen.has(mk)) this.opts.persist({ t: 'seen', machine: mk });
     this.sensorSeen.set(sk, now);
     this.machineSeen.set(mk, now);
+    this.lastReadingAt = now;
     // Data is back: close the deadman alerts of this sensor and its machine (a set lookup first:
     // this runs for every reading).
-    if (!this.silentTargets.has(sk) && !this.silentTargets.has(mk)) return;
+    if (!this.silentTargets.has(sk) && !this.silentTargets.has(mk) && !this.silentTargets.has(INTAKE_KEY)) return;
     this.silentTargets.delete(sk);
     this.silentTargets.delete(mk);
+    this.silentTargets.delete(INTAKE_KEY);
     for (const rule of this.effectiveRules) {
       if (rule.type !== 'deadman') continue;
-      const target = rule.per === 'machine' ? { site: t.site, line: t.line, machine: t.machine } : t;
+      const target = rule.per === 'machine' ? { site: t.site, line: t.line, machine: t.machine } : rule.per === 'intake' ? INTAKE_TARGET : t;
       const rec = this.alerts.get(fingerprintOf(rule.id, target));
       if (rec && rec.alert.status !== 'resolved') this.change(rec, { status: 'resolved', endsAt: now, value: 0 });
     }
@@ -245,6 +249,14 @@ export class AlertEngine {
     }
     for (const rule of this.effectiveRules) {
       if (rule.type !== 'deadman' || !rule.enabled) continue;
+      if (rule.per === 'intake') {
+        if (this.lastReadingAt === null || now - this.lastReadingAt < rule.afterMs) continue;
+        const rec = this.alerts.get(fingerprintOf(rule.id, INTAKE_TARGET));
+        if (rec && rec.alert.status !== 'resolved') continue;
+        this.silentTargets.add(INTAKE_KEY);
+        this.open(rule, INTAKE_TARGET, 'firing', round((now - this.lastReadingAt) / 1000), rule.afterMs / 1000, now);
+        continue;
+      }
       const seen = rule.per === 'machine' ? this.machineSeen : this.sensorSeen;
       for (const [key, at] of seen) {
         if (now - at < rule.afterMs) continue;
@@ -416,6 +428,19 @@ export class AlertEngine {
     return r !== undefined && isMachineLevel(r);
   }
 
+  isIntakeRule(ruleId: string): boolean {
+    const r = this.rule(ruleId);
+    return r !== undefined && isIntakeRule(r);
+  }
+
+  /** True while an intake deadman alert fires: nothing arrives from anywhere. */
+  intakeSilent(): boolean {
+    for (const rule of this.effectiveRules) {
+      if (isIntakeRule(rule) && this.alerts.get(fingerprintOf(rule.id, INTAKE_TARGET))?.alert.status === 'firing') return true;
+    }
+    return false;
+  }
+
   // ---- persistence -------------------------------------------------------------------------
 
   snapshot(): EngineSnapshot {
@@ -439,6 +464,8 @@ export class AlertEngine {
       for (const k of snap.sensorsSeen) this.sensorSeen.set(k, now);
       for (const k of snap.machinesSeen) this.machineSeen.set(k, now);
     }
+    // Known targets: the intake gets the same fresh grace period as each of them.
+    if (this.machineSeen.size > 0 || ops.some(({ op }) => op.t === 'seen')) this.lastReadingAt = now;
     for (const { op } of ops) {
       if (op.t === 'alert') {
         const rec = op.record as AlertRecord;
@@ -456,7 +483,7 @@ export class AlertEngine {
     this.recomputeRules();
     for (const { alert, ruleType } of this.alerts.values()) {
       if (ruleType === 'deadman' && alert.status !== 'resolved') {
-        this.silentTargets.add(alert.sensor !== undefined ? sensorKey(alert) : machineKey(alert));
+        this.silentTargets.add(alert.sensor !== undefined ? sensorKey(alert) : machineKey(alert)); // INTAKE_KEY for the intake alert
       }
     }
   }
@@ -472,6 +499,8 @@ export class AlertEngine {
     return counts;
   }
 }
+
+const INTAKE_KEY = machineKey(INTAKE_TARGET);
 
 function parseMachine(key: string): Target {
   const [site, line, machine] = key.split('/');
@@ -489,8 +518,10 @@ const DEFAULT_SUMMARY: Record<Rule['type'], string> = {
   deadman: 'No data from {target} for {value} s (limit {threshold} s)',
 };
 
+const INTAKE_SUMMARY = 'No readings from anywhere for {value} s (limit {threshold} s): edge bridge, Kafka or plant network down?';
+
 function summarize(rule: Rule, t: Target, value: number, limit: number | null): string {
-  const template = rule.summary || DEFAULT_SUMMARY[rule.type];
+  const template = rule.summary || (isIntakeRule(rule) ? INTAKE_SUMMARY : DEFAULT_SUMMARY[rule.type]);
   const target = t.sensor !== undefined ? `${machineKey(t)}/${t.sensor}` : machineKey(t);
   const vars: Record<string, string> = {
     site: t.site,

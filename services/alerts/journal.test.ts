@@ -84,10 +84,11 @@ describe('services > alerts > rules and config', () => {
       ['anomaly-critical', 'likelihood', 'critical'],
       ['machine-offline', 'deadman', 'critical'],
       ['sensor-no-data', 'deadman', 'warning'],
+      ['intake-silent', 'deadman', 'critical'],
     ]);
     expect(cfg.rules[0]).toMatchObject({ threshold: 0.9, forMs: 30_000 });
     expect(cfg.rules[2]).toMatchObject({ afterMs: 60_000, per: 'machine' });
-    expect(DEFAULT_RULES).toHaveLength(4);
+    expect(DEFAULT_RULES).toHaveLength(5);
   });
 
   it('rejects unknown keys, bad secrets and rules without a limit', () => {

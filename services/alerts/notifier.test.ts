@@ -10,24 +10,26 @@ const RULES: RuleInput[] = [
   { id: 'anom', type: 'likelihood', threshold: 0.9 },
   { id: 'offline', type: 'deadman', per: 'machine', afterMs: 10_000, severity: 'critical' },
 ];
+const WITH_INTAKE: RuleInput[] = [...RULES, { id: 'intake', type: 'deadman', per: 'intake', afterMs: 10_000, severity: 'critical' }];
 
-function setup(grouping: Partial<GroupingConfig> = {}, inhibit = true) {
+function setup(grouping: Partial<GroupingConfig> = {}, inhibit = true, rules: RuleInput[] = RULES) {
   const clock = new ManualClock();
   const sent: GroupNotification[] = [];
   const states: GroupState[] = [];
   let notifier: Notifier;
   const engine = new AlertEngine({
-    configRules: RULES.map((r) => Rule.parse(r)),
+    configRules: rules.map((r) => Rule.parse(r)),
     clock,
     resolvedRetentionMs: 3_600_000,
     persist: () => 0,
-    onChange: (a) => notifier.onAlertChange(a, engine.isOfflineRule(a.rule)),
+    onChange: (a) => notifier.onAlertChange(a, engine.isIntakeRule(a.rule) ? 'all' : engine.isOfflineRule(a.rule) ? 'machine' : null),
   });
   notifier = new Notifier({
     grouping: GroupingConfig.parse({ groupWaitMs: 30_000, groupIntervalMs: 300_000, repeatIntervalMs: 3_600_000, ...grouping }),
     clock,
     lookup: (fp) => engine.get(fp),
-    isInhibited: (a) => inhibit && !engine.isOfflineRule(a.rule) && engine.machineOffline(a.site, a.line, a.machine, a.fingerprint),
+    isInhibited: (a) =>
+      inhibit && !engine.isIntakeRule(a.rule) && (engine.intakeSilent() || (!engine.isOfflineRule(a.rule) && engine.machineOffline(a.site, a.line, a.machine, a.fingerprint))),
     commit: (state, n) => {
       states.push(state);
       if (n) sent.push(n);
@@ -121,6 +123,23 @@ describe('services > alerts > notifier', () => {
     clock.advance(1000);
     expect(sent).toHaveLength(1);
     expect(sent[0].alerts.map((r) => r.alert.rule)).toEqual(['offline']);
+  });
+
+  it('when nothing arrives from anywhere, one intake notification replaces one per machine', () => {
+    const { clock, engine, sent } = setup({ groupWaitMs: 1000 }, true, WITH_INTAKE);
+    for (let m = 0; m < 20; m++) engine.ingestReading({ site: 's', line: 'l', machine: `m${m}`, sensor: 'a', ts: 1, value: 1, receivedAt: 1 });
+    clock.advance(10_000);
+    engine.tick(); // 20 machines offline + intake silent, in the same tick
+    clock.advance(1000);
+    expect(sent).toHaveLength(1);
+    expect(sent[0].alerts.map((r) => r.alert.rule)).toEqual(['intake']);
+    // Data flows again from 19 machines: m7 really is offline, and now it is notified.
+    for (let m = 0; m < 20; m++) if (m !== 7) engine.ingestReading({ site: 's', line: 'l', machine: `m${m}`, sensor: 'a', ts: 2, value: 1, receivedAt: 2 });
+    clock.advance(300_000);
+    const later = sent.slice(1);
+    expect(later.map((n) => n.groupKey).sort()).toEqual(['site=_all,line=_all,machine=_all', 'site=s,line=l,machine=m7']);
+    expect(later.find((n) => n.groupKey.endsWith('m7'))!.alerts.map((r) => [r.alert.rule, r.alert.status])).toEqual([['offline', 'firing']]);
+    expect(later.find((n) => n.groupKey.endsWith('_all'))!.status).toBe('resolved');
   });
 
   it('without inhibition the child alert is notified with the offline alert', () => {

@@ -75,8 +75,12 @@ export class Notifier {
     return this.opts.grouping.by.map((name) => `${name}=${alert.labels[name] ?? ''}`).join(',');
   }
 
-  /** Called for every alert state change (after it is persisted). */
-  onAlertChange(alert: Alert, offlineRule: boolean): void {
+  /**
+   * Called for every alert state change (after it is persisted). `inhibits` says which other alerts
+   * this one mutes while it fires (machine offline: the machine's; intake silent: all), so their
+   * groups are re-checked when it starts or stops.
+   */
+  onAlertChange(alert: Alert, inhibits: 'machine' | 'all' | null = null): void {
     if (this.closed) return;
     const key = this.groupKeyOf(alert);
     let group = this.groups.get(key);
@@ -91,10 +95,14 @@ export class Notifier {
       this.scheduleChange(group);
     }
     if (alert.silencedUntil !== null && alert.silencedUntil > this.opts.clock.now()) this.watchSilence(alert);
-    // The machine went offline or came back: other groups may hold its inhibited alerts.
-    if (offlineRule) {
+    // The machine (or the whole intake) went silent or came back: other groups may hold muted alerts.
+    if (inhibits) {
       for (const g of this.groups.values()) {
         if (g === group) continue;
+        if (inhibits === 'all') {
+          this.scheduleChange(g);
+          continue;
+        }
         for (const fp of g.members) {
           const a = this.opts.lookup(fp)?.alert;
           if (a && a.site === alert.site && a.line === alert.line && a.machine === alert.machine) {
@@ -119,7 +127,7 @@ export class Notifier {
     const handle = this.opts.clock.setTimeout(() => {
       this.silenceTimers.delete(fp);
       const rec = this.opts.lookup(fp);
-      if (rec && rec.alert.silencedUntil === until) this.onAlertChange(rec.alert, false);
+      if (rec && rec.alert.silencedUntil === until) this.onAlertChange(rec.alert);
     }, until - this.opts.clock.now() + 1);
     this.silenceTimers.set(fp, handle);
   }

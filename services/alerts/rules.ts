@@ -81,11 +81,15 @@ export const RateRule = z.strictObject({
   forMs: z.number().int().nonnegative().default(0),
 });
 
-/** No reading for `afterMs` of wall-clock time from a sensor or a whole machine (device offline). */
+/**
+ * No reading for `afterMs` of wall-clock time from a sensor, a whole machine (device offline), or
+ * from anywhere at all (`intake`: the edge, Kafka or the plant network is down; its alert is on the
+ * pseudo-machine `_all/_all/_all`, the scope is ignored, and it inhibits every other alert).
+ */
 export const DeadmanRule = z.strictObject({
   ...RuleCommon,
   type: z.literal('deadman'),
-  per: z.enum(['sensor', 'machine']).default('machine'),
+  per: z.enum(['sensor', 'machine', 'intake']).default('machine'),
   afterMs: z.number().int().positive().default(60_000),
 });
 
@@ -97,17 +101,29 @@ export type ThresholdRule = z.infer<typeof ThresholdRule>;
 export type RateRule = z.infer<typeof RateRule>;
 export type DeadmanRule = z.infer<typeof DeadmanRule>;
 
-/** The shipped rule set: anomaly warning/critical, machine offline after 60 s, a silent sensor after 5 min. */
+/**
+ * The shipped rule set: anomaly warning/critical, machine offline after 60 s, a silent sensor after
+ * 5 min, and no data at all after 60 s (one notification instead of one per machine when the
+ * pipeline, not the plant, is down).
+ */
 export const DEFAULT_RULES: RuleInput[] = [
   { id: 'anomaly-warning', type: 'likelihood', threshold: 0.9, forMs: 30_000, severity: 'warning' },
   { id: 'anomaly-critical', type: 'likelihood', threshold: 0.99, forMs: 10_000, severity: 'critical' },
   { id: 'machine-offline', type: 'deadman', per: 'machine', afterMs: 60_000, severity: 'critical' },
   { id: 'sensor-no-data', type: 'deadman', per: 'sensor', afterMs: 300_000, severity: 'warning' },
+  { id: 'intake-silent', type: 'deadman', per: 'intake', afterMs: 60_000, severity: 'critical' },
 ];
+
+/** The pseudo-target of `per: intake` deadman alerts. */
+export const INTAKE_TARGET = { site: '_all', line: '_all', machine: '_all' } as const;
 
 /** True if the rule describes a whole machine (its alerts carry no sensor). */
 export function isMachineLevel(rule: Rule): boolean {
   return rule.type === 'deadman' && rule.per === 'machine';
+}
+
+export function isIntakeRule(rule: Rule): boolean {
+  return rule.type === 'deadman' && rule.per === 'intake';
 }
 
 const globCache = new Map<string, RegExp>();

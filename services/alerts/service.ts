@@ -88,8 +88,11 @@ export class AlertService implements AlertsApi {
       grouping: opts.config.grouping,
       clock: this.clock,
       lookup: (fp) => this.engine.get(fp),
-      isInhibited: (a) =>
-        opts.config.inhibition.whenMachineOffline && !this.engine.isOfflineRule(a.rule) && this.engine.machineOffline(a.site, a.line, a.machine, a.fingerprint),
+      isInhibited: (a) => {
+        if (this.engine.isIntakeRule(a.rule)) return false;
+        if (opts.config.inhibition.whenIntakeSilent && this.engine.intakeSilent()) return true;
+        return opts.config.inhibition.whenMachineOffline && !this.engine.isOfflineRule(a.rule) && this.engine.machineOffline(a.site, a.line, a.machine, a.fingerprint);
+      },
       commit: (group, n) => this.commitNotification(group, n),
     });
     this.outbox = new Outbox({
@@ -190,7 +193,7 @@ export class AlertService implements AlertsApi {
     this.publishQueue.push({ seq, alert });
     this.metrics.publishQueueDepth.set(this.publishQueue.length);
     this.schedulePublish(0);
-    this.notifier.onAlertChange(alert, this.engine.isOfflineRule(alert.rule));
+    this.notifier.onAlertChange(alert, this.engine.isIntakeRule(alert.rule) ? 'all' : this.engine.isOfflineRule(alert.rule) ? 'machine' : null);
   }
 
   private commitNotification(group: GroupState, n: GroupNotification | null): void {
