@@ -21,6 +21,7 @@ import { createKafkaClients } from '../common/kafka.ts';
 import { KafkaClientConfig } from '../common/config/fragments.ts';
 import { silentLogger } from '../common/logger.ts';
 import { cpuSeconds, runTimed } from './lib/broker-proc.ts';
+import { summariseProfile, startClientProfile } from './lib/broker-profile.ts';
 
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
@@ -41,11 +42,11 @@ interface Row {
 
 const work = mkdtempSync(join(tmpdir(), 'plantwatch-bench-broker-'));
 
-async function startBroker(dataDir: string): Promise<{ bootstrap: string; pid: number; stop: () => Promise<void> }> {
+async function startBroker(dataDir: string, label: string): Promise<{ bootstrap: string; pid: number; stop: () => Promise<void> }> {
   const nodeArgs = ['--import', 'tsx'];
   if (profile) {
     mkdirSync(resultsDir, { recursive: true });
-    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${resultsDir}`, '--cpu-prof-name=broker-profile-${pid}.cpuprofile');
+    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${resultsDir}`, `--cpu-prof-name=broker-profile-${label}.cpuprofile`);
   }
   const child = spawn(process.execPath, [...nodeArgs, RUNNER, '--port', '0', '--data-dir', dataDir, '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const bootstrap = await new Promise<string>((resolve, reject) => {
@@ -153,7 +154,7 @@ async function fileToTcpMBs(bytes: number): Promise<number> {
 async function kcatRun(size: number, count: number): Promise<Row[]> {
   const file = writeRecordsFile(size, count);
   const dataDir = join(work, `kcat-${size}`);
-  const broker = await startBroker(dataDir);
+  const broker = await startBroker(dataDir, `kcat-${size}`);
   const topic = `bench-kcat-${size}`;
   const bytes = size * count;
   try {
@@ -178,7 +179,7 @@ async function kcatRun(size: number, count: number): Promise<Row[]> {
 
 async function kafkajsRun(size: number, count: number): Promise<Row[]> {
   const dataDir = join(work, `kjs-${size}`);
-  const broker = await startBroker(dataDir);
+  const broker = await startBroker(dataDir, `kafkajs-${size}`);
   const topic = `bench-kjs-${size}`;
   const bytes = size * count;
   const kafka = createKafkaClients({ ...KafkaClientConfig.parse({}), clientId: 'bench', brokers: [broker.bootstrap] }, silentLogger());
@@ -188,6 +189,7 @@ async function kafkajsRun(size: number, count: number): Promise<Row[]> {
     await producer.connect();
     const batch = 1000;
     const inFlight = 4;
+    const stopProfile = profile ? await startClientProfile() : null;
     const cpu0 = cpuSeconds(broker.pid);
     const self0 = process.cpuUsage();
     const t0 = performance.now();
@@ -225,6 +227,7 @@ async function kafkajsRun(size: number, count: number): Promise<Row[]> {
     const consumeSecs = (performance.now() - t1) / 1000;
     const self3 = process.cpuUsage(self2);
     const cpu2 = cpuSeconds(broker.pid);
+    if (stopProfile) await stopProfile(join(resultsDir, `client-profile-kafkajs-${size}.cpuprofile`));
     await consumer.disconnect();
     const [bp, bc] = [await tcpToFileMBs(bytes), await fileToTcpMBs(bytes)];
     return [
@@ -250,11 +253,15 @@ async function main(): Promise<void> {
     ['kafkajs', 1024, Math.round(100_000 * scale)],
   ];
   const rows: Row[] = [];
+  if (profile) {
+    mkdirSync(resultsDir, { recursive: true });
+    for (const f of readdirSync(resultsDir).filter((x) => /^(broker|client)-profile/.test(x))) rmSync(join(resultsDir, f));
+  }
   for (const [client, size, count] of plan) {
     process.stderr.write(`running ${client} ${size} B x ${count}...\n`);
     rows.push(...(client === 'kcat' ? await kcatRun(size, count) : await kafkajsRun(size, count)));
   }
-  const header = ['client', 'op', 'record', 'records', 'MB/s', 'msgs/s', 'baseline MB/s', 'vs baseline', 'broker CPU s', 'client CPU s', 'busier side'];
+  const header = ['client', 'op', 'record', 'records', 'MB/s', 'msgs/s', 'baseline MB/s', 'vs baseline', 'broker CPU s', 'client CPU s', 'busier side', 'MB per broker CPU-s'];
   const table = rows.map((r) => {
     const mbs = (r.size * r.records) / r.seconds / 1e6;
     return [
@@ -269,16 +276,22 @@ async function main(): Promise<void> {
       r.brokerCpu.toFixed(2),
       r.clientCpu.toFixed(2),
       r.brokerCpu > r.clientCpu ? 'broker' : 'client',
+      // What the broker would sustain if it had a core to itself: independent of machine load.
+      r.brokerCpu > 0 ? fmt((r.size * r.records) / r.brokerCpu / 1e6) : 'n/a',
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i])).join('  ');
   console.log(line(header));
   for (const row of table) console.log(line(row));
-  console.log('\nMB = 10^6 bytes of record values. Baselines: a bare Node TCP server appending the same byte count to a file (produce) / reading it from a file and sending it (consume), same run. CPU seconds from /proc (kcat) or process.cpuUsage (kafkajs).');
+  console.log('\nMB = 10^6 bytes of record values. "MB per broker CPU-s" = bytes moved per CPU second the broker process used (a load-independent ceiling). Baselines: a bare Node TCP server appending the same byte count to a file (produce) / reading it from a file and sending it (consume), same run. CPU seconds from /proc (kcat) or process.cpuUsage (kafkajs).');
   mkdirSync(resultsDir, { recursive: true });
   writeFileSync(join(resultsDir, 'broker.csv'), [header.join(','), ...table.map((r) => r.join(','))].join('\n') + '\n');
-  if (profile) console.log(`CPU profiles: ${readdirSync(resultsDir).filter((f) => f.startsWith('broker-profile')).map((f) => join(resultsDir, f)).join(', ')}`);
+  if (profile) {
+    for (const f of readdirSync(resultsDir).filter((x) => /^(broker|client)-profile/.test(x)).sort()) {
+      console.log(`\n${f.startsWith('broker') ? 'broker' : 'client (kafkajs, produce+consume)'} CPU profile ${join(resultsDir, f)}:\n${summariseProfile(join(resultsDir, f))}`);
+    }
+  }
 }
 
 try {
