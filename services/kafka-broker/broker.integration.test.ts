@@ -4,6 +4,7 @@
  * idempotent and acks=0 producers, auto-create on/off, ApiVersions, retention through the broker,
  * and the /metrics endpoint.
  */
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../../test/helpers/kafka.ts';
 import { ApiVersions, Fetch, ListOffsets, Metadata, Produce } from './src/protocol/index.ts';
@@ -229,6 +230,32 @@ describe('services/kafka-broker retention through the broker', () => {
       await consumer.disconnect();
     } finally {
       await k.close();
+    }
+  });
+});
+
+describe('services/kafka-broker fsync policy always', () => {
+  it('acknowledges produces after fdatasync and keeps them across a restart', async () => {
+    const k = await startTestBroker({ fsync: 'always', keepData: true });
+    const dataDir = k.dataDir;
+    try {
+      const producer = k.kafka.producer();
+      await producer.connect();
+      for (let i = 0; i < 5; i++) await producer.send({ topic: 'durable', acks: -1, messages: [{ value: `d${i}` }] });
+      await producer.disconnect();
+      await k.close();
+      const again = await startTestBroker({ dataDir, fsync: 'always' });
+      try {
+        const admin = again.kafka.admin();
+        await admin.connect();
+        expect(await admin.fetchTopicOffsets('durable')).toEqual([{ partition: 0, offset: '5', high: '5', low: '0' }]);
+        await admin.disconnect();
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await k.close();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
