@@ -125,6 +125,14 @@ describe('services/storage writer on Kafka (embedded store)', () => {
     const store = new EmbeddedStore({ ...DEFAULT_STORE_OPTIONS, logger: silentLogger(), embeddedPath: join(dataDir, 'storage', 'plantwatch.duckdb') });
     await store.init();
     expect(await countReadings(store, base - 1, Date.now() + 1)).toBe(sent * SENSORS_PER_RECORD);
+    // Latest values survived too: each machine's newest record (machine m(i % 6), ts base + i/6).
+    const latest = await store.latest({});
+    expect(latest).toHaveLength(6 * SENSORS_PER_RECORD);
+    for (const l of latest) {
+      const k = Number(l.machine.slice(1));
+      const lastIndex = sent - 1 - ((sent - 1 - k + 6) % 6);
+      expect(l.ts, `${l.machine}/${l.sensor}`).toBe(base + Math.floor(lastIndex / 6));
+    }
     await store.close();
   }, 120_000);
 });
