@@ -79,6 +79,19 @@ function cpuMeter() {
   };
 }
 
+function histogramBuckets(text: string, name: string): { le: number; n: number }[] {
+  return [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"[^}]*\\} (\\d+(?:\\.\\d+)?)`, 'gm'))].map((m) => ({ le: m[1] === '+Inf' ? Infinity : Number(m[1]), n: Number(m[2]) }));
+}
+
+/** Upper bound of the bucket holding quantile q of a Prometheus histogram between two scrapes. */
+function histogramQuantile(before: string, after: string, name: string, q: number): number | undefined {
+  const b0 = histogramBuckets(before, name);
+  const buckets = histogramBuckets(after, name).map((b, i) => ({ le: b.le, n: b.n - (b0[i]?.n ?? 0) }));
+  const total = buckets.at(-1)?.n ?? 0;
+  if (!total) return undefined;
+  return buckets.find((b) => b.n >= q * total)?.le;
+}
+
 // ---------------- roles (child processes) ----------------
 
 async function roleBroker() {
@@ -153,17 +166,27 @@ async function roleGateway(mode: Mode, brokers: string[]) {
     close = () => tg.close();
   }
   send({ type: 'ready', url, token, mqttUrl });
+  let scrapeAtMeasure = '';
+  const scrape = async () => (mode === 'raw' ? '' : await (await fetch(`${url}/metrics`)).text().catch(() => ''));
   process.on('message', async (m: Msg) => {
-    if (m.type === 'measure') meter.reset();
+    if (m.type === 'measure') {
+      meter.reset();
+      scrapeAtMeasure = await scrape();
+    }
     if (m.type === 'report') {
       const r = meter.read();
       // Where the whole platform stands: counters of the stages, to find the bottleneck.
       let stages: string[] = [];
+      let ingestP99: number | undefined;
+      if (mode !== 'raw') {
+        // The gateway's own view: event time → arrival at the gateway (the pipeline before fan-out).
+        ingestP99 = histogramQuantile(scrapeAtMeasure, await scrape(), 'plantwatch_gateway_ingest_lag_seconds', 0.99);
+      }
       if (mode === 'platform') {
         const text = await (await fetch(`${url}/metrics`)).text().catch(() => '');
         stages = text.split('\n').filter((l) => /^plantwatch_(edge_(received_messages|forwarded_records)_total|gateway_live_in_total\{kind="reading"|anomaly_\w*(readings|scored)\w*_total|storage_\w*written\w*_total)/.test(l));
       }
-      send({ type: 'gateway', ...r, stages });
+      send({ type: 'gateway', ...r, stages, ingestP99Ms: ingestP99 === undefined ? undefined : ingestP99 * 1000 });
     }
     if (m.type === 'stop') {
       stopFeed();
@@ -371,6 +394,7 @@ async function main() {
       'msgs/client/s': f(c.msgsPerClientS, 2),
       'readings/client/s': f(c.readingsPerClientS, 1),
       'server RSS MB': f(g.rssMb, 0),
+      'gateway ingest lag p99 ≤ ms': f(g.ingestP99Ms, 0),
       'p99 < 250 ms': typeof c.p99 === 'number' && c.p99 < 250 ? 'yes' : 'NO',
     };
   });

@@ -109,6 +109,7 @@ export interface HubMetrics {
   backfillSeconds: prom.Histogram<'scope'>;
   flushSeconds: prom.Histogram;
   sourceFailures: prom.Counter<'source'>;
+  ingestLag: prom.Histogram;
 }
 
 export function createHubMetrics(reg: Registry): HubMetrics {
@@ -125,6 +126,12 @@ export function createHubMetrics(reg: Registry): HubMetrics {
     authFailures: new prom.Counter({ name: 'plantwatch_gateway_auth_failures_total', help: 'Refused authentications', labelNames: ['transport'] as const, registers: [reg] }),
     backfillSeconds: new prom.Histogram({ name: 'plantwatch_gateway_backfill_seconds', help: 'Time to build a subscription backfill', labelNames: ['scope'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [reg] }),
     flushSeconds: new prom.Histogram({ name: 'plantwatch_gateway_flush_seconds', help: 'Time of one live flush (fan-out to all sockets)', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25], registers: [reg] }),
+    ingestLag: new prom.Histogram({
+      name: 'plantwatch_gateway_ingest_lag_seconds',
+      help: 'Arrival at the gateway minus the reading event time: how far behind the pipeline up to the gateway is',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [reg],
+    }),
     sourceFailures: new prom.Counter({ name: 'plantwatch_gateway_backfill_source_failures_total', help: 'Backfill reads that failed (subscription went live without that part)', labelNames: ['source'] as const, registers: [reg] }),
   };
 }
@@ -236,8 +243,9 @@ export class LiveHub implements LiveSink {
 
   readings(batch: Reading[]): void {
     const now = this.now();
+    this.o.metrics.liveIn.inc({ kind: 'reading' }, batch.length);
     for (const r of batch) {
-      this.o.metrics.liveIn.inc({ kind: 'reading' });
+      this.o.metrics.ingestLag.observe(Math.max(0, now - r.ts) / 1000);
       this.recent.addReading(r, now);
       const lr = toLiveReading(r);
       this.offer({ kind: 'r', key: readingKey(r), mk: machineKeyOf(r), ts: r.ts, data: lr }, now, 'reading');
