@@ -16,7 +16,7 @@
  * columns: CPU time of the sending process and of the broker per reading, which is steadier than
  * rates when other processes compete for the two cores.
  *
- * Options: --quick (shorter runs), --duration <s> (simulator rows, default 10).
+ * Options: --quick (shorter runs), --duration <s> (simulator rows, default 10), --tick-ms <ms> (default 500).
  * Figures on this shared 2-core machine are noisy: re-run when the machine is calm.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -36,7 +36,9 @@ const durIdx = process.argv.indexOf('--duration');
 const DURATION_S = durIdx > 0 ? Number(process.argv[durIdx + 1]) : quick ? 4 : 10;
 const MACHINES = 200;
 const RATE_HZ = 100; // 200 machines × ~4.8 sensors × 100 Hz ≈ 96k readings/s in real time
-const TICK_MS = 200;
+const tickIdx = process.argv.indexOf('--tick-ms');
+// Wall ms per publishing round: with 100 Hz sensors, 500 ms → ~50 readings per message per sensor.
+const TICK_MS = tickIdx > 0 ? Number(process.argv[tickIdx + 1]) : 500;
 
 /** user+system CPU seconds of another process, from /proc (Linux; 0 elsewhere). */
 function procCpuSeconds(pid: number): number {
@@ -313,7 +315,7 @@ function print(rows: Row[]): void {
 
 const broker = await BrokerProcess.start();
 try {
-  console.log(`bench:simulator — aedes in its own process (pid ${broker.child.pid}) at ${broker.url}; load plant ${MACHINES} machines at ${RATE_HZ} Hz; simulator runs ${DURATION_S} s; QoS 0`);
+  console.log(`bench:simulator — aedes in its own process (pid ${broker.child.pid}) at ${broker.url}; load plant ${MACHINES} machines at ${RATE_HZ} Hz; rounds of ${TICK_MS} ms; simulator runs ${DURATION_S} s; QoS 0`);
   const rows: Row[] = [];
   rows.push(await baselineSingle(broker));
   rows.push(await baselineBatched(broker));

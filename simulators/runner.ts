@@ -57,8 +57,10 @@ export class SimulationRunner {
     this.o = o;
     this.now = o.now ?? Date.now;
     this.cursor = o.startMs;
-    // Bound one round to ~20k readings so a fast run still yields to timers and I/O.
-    this.chunkMs = Math.max(1, Math.floor((20_000 / Math.max(1, o.model.naturalRate)) * 1000));
+    // One round covers one tick of simulated time (so batches hold a tick's samples), but at least
+    // ~20k readings' worth when unpaced, so a fast run still yields to timers and I/O.
+    const byReadings = Math.max(1, Math.floor((20_000 / Math.max(1, o.model.naturalRate)) * 1000));
+    this.chunkMs = o.speed > 0 ? Math.max(byReadings, Math.ceil(o.tickMs * o.speed)) : byReadings;
   }
 
   get stats(): OutputStats {
