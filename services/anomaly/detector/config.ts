@@ -58,13 +58,13 @@ export const DetectorConfig = z
         dim: z.number().int().min(2).max(64).default(8),
         stride: z.number().int().min(1).max(64).default(1),
         /** Prototype windows remembered per stream. */
-        prototypes: z.number().int().min(4).max(4096).default(64),
+        prototypes: z.number().int().min(4).max(4096).default(32),
         /** Distance (fraction of the stream's range) within which a window matches a prototype. */
         vigilance: z.number().positive().default(0.05),
         /** Floor of the novelty spread (fraction of range) used to standardise it. */
         minSpread: z.number().positive().default(0.01),
       })
-      .default({ dim: 8, stride: 1, prototypes: 64, vigilance: 0.05, minSpread: 0.01 }),
+      .default({ dim: 8, stride: 1, prototypes: 32, vigilance: 0.05, minSpread: 0.01 }),
     season: z
       .strictObject({
         enabled: z.boolean().default(true),

@@ -172,6 +172,7 @@ class SensorState {
   trend = 0;
   lastAlert = -1e12;
   peak = 0;
+  readonly machineKey: string;
   /** Current run of identical values, and the longest recent run (decaying). */
   run = 0;
   runMax = 0;
@@ -179,9 +180,9 @@ class SensorState {
   novelty: NoveltyMemory;
   nov: Hist = newHist();
   /** Seasonal profile: per phase bin of the period, EWMA of the value and of its absolute deviation. */
-  seasonMean: Float64Array;
-  seasonDev: Float64Array;
-  seasonN: Float64Array;
+  seasonMean: Float32Array;
+  seasonDev: Float32Array;
+  seasonN: Float32Array;
   /** EWMA of the signed seasonal z-score: a sustained departure from the usual daily shape. */
   seasonZ = 0;
   season: Hist = newHist();
@@ -208,9 +209,11 @@ class SensorState {
     nov: { dim: number; prototypes: number },
     seasonBins: number,
   ) {
-    this.seasonMean = new Float64Array(seasonBins);
-    this.seasonDev = new Float64Array(seasonBins);
-    this.seasonN = new Float64Array(seasonBins);
+    this.machineKey = `${site}/${line}/${machine}`;
+    // float32: the profile is a coarse expectation, and it is most of a stream's memory
+    this.seasonMean = new Float32Array(seasonBins);
+    this.seasonDev = new Float32Array(seasonBins);
+    this.seasonN = new Float32Array(seasonBins);
     this.ring = new Float64Array(window);
     this.short = new Float64Array(shortWindow);
     this.novelty = new NoveltyMemory(nov.dim, nov.prototypes);
@@ -233,7 +236,7 @@ class SensorState {
   }
 
   toJson(): SensorStateJson {
-    const { ring, short, pat, novelty, seasonMean, seasonDev, seasonN, ...rest } = this;
+    const { ring, short, pat, novelty, seasonMean, seasonDev, seasonN, machineKey: _mk, ...rest } = this;
     return {
       ...rest,
       ring: Array.from(ring),
@@ -426,6 +429,7 @@ export async function createDetector(
   let trainings = 0;
   let lastIdleSweep = now();
   const normAlpha = 1 / cfg.normWindow;
+  const patScratch = new Float64Array(cfg.novelty.dim);
   const histAlpha = 1 / cfg.historyWindow;
 
   function touchStream(r: Reading): SensorState {
@@ -452,7 +456,7 @@ export async function createDetector(
     const st = streams.get(key);
     if (!st) return;
     streams.delete(key);
-    const mk = `${st.site}/${st.line}/${st.machine}`;
+    const mk = st.machineKey;
     const m = machines.get(mk);
     if (m) {
       const i = m.sensors.indexOf(st.sensor);
@@ -636,7 +640,7 @@ export async function createDetector(
     // Pass 3: errors, likelihoods, forecasts, in reading order.
     for (const p of pending) {
       const { st, reading: r } = p;
-      const mk = `${r.site}/${r.line}/${r.machine}`;
+      const mk = st.machineKey;
       let m = machines.get(mk);
       if (!m) {
         m = new MachineState(mk, r.site, r.line, r.machine, cfg.maxSensorsPerMachine);
@@ -700,7 +704,7 @@ export async function createDetector(
         st.strideSum = 0;
         st.strideN = 0;
         if (st.patLen === D) {
-          const w = new Float64Array(D);
+          const w = patScratch;
           for (let j = 0; j < D; j++) w[j] = st.pat[(st.patPos + j) % D];
           const lo = Math.min(st.min, r.value);
           const hi = Math.max(st.max, r.value);

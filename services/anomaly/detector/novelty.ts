@@ -15,7 +15,7 @@ export interface NoveltyJson {
 }
 
 export class NoveltyMemory {
-  protos: Float64Array;
+  protos: Float32Array;
   used: Float64Array;
   count = 0;
   clock = 0;
@@ -24,7 +24,7 @@ export class NoveltyMemory {
     readonly dim: number,
     readonly capacity: number,
   ) {
-    this.protos = new Float64Array(dim * capacity);
+    this.protos = new Float32Array(dim * capacity);
     this.used = new Float64Array(capacity);
   }
 
