@@ -109,7 +109,7 @@ export function machineView(model: PlantModel, live: LiveClient, site: string, l
       hp.textContent = HEALTH_TEXT[health];
       el.dataset.health = health;
       const w = m ? model.worstScore(m) : null;
-      (el.querySelector('.machine-score b') as HTMLElement).textContent = w && Number.isFinite(w.likelihood) ? `${Math.round(w.likelihood * 100)}%${w.sensor && w.likelihood >= 0.7 ? ` (${w.sensor})` : ''}` : '—';
+      (el.querySelector('.machine-score b') as HTMLElement).textContent = w && Number.isFinite(w.likelihood) ? `${Math.round(w.likelihood * 100)}%${w.sensor && w.likelihood >= 0.7 ? ` (${w.sensor})` : ''}` : w?.warmingUp ? 'model learning' : '—';
       const open = sortAlerts(model.alertsOf(key));
       for (const a of open) seenAlerts.set(a.fingerprint, a);
       const sig = open.map((a) => `${a.fingerprint}@${a.updatedAt}`).join('|') + `#${Math.floor(now / 10_000)}`;
