@@ -114,6 +114,18 @@ describe('simulators > MQTT output (aedes on an ephemeral port)', () => {
     expect(flow.map((r) => r.ts)).toEqual(Array.from({ length: 120 }, (_, i) => T0 + i * 1000));
   });
 
+  it('JSON at QoS 2: exactly the readings sent, none twice', async () => {
+    const sub = await subscriber('plant/s/#');
+    const { output } = await runTo(plantConfig({ output: { mqtt: { qos: 2 } } }), 20);
+    await sub.waitFor((g) => g.length >= output.stats.messages);
+    await new Promise((r) => setTimeout(r, 100));
+    await sub.client.endAsync();
+    expect(output.stats).toMatchObject({ readings: 20 * 30, errors: 0 });
+    const keys = sub.got.map((m) => `${m.topic} ${m.payload.toString()}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(keys).toHaveLength(20 * 30);
+  });
+
   it('Sparkplug B: one session per line, births first, DDATA decodes to the model\'s values', async () => {
     const sub = await subscriber('spBv1.0/s/#');
     const cfg = plantConfig({ output: { mqtt: { format: 'sparkplug' } } });
