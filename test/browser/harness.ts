@@ -34,6 +34,12 @@ export async function startHarness(opts: { machines?: string[]; periodMs?: numbe
   const machines = opts.machines ?? ['press-01', 'press-02', 'lathe-01', 'lathe-02', 'mill-01', 'pump-01'];
   const periodMs = opts.periodMs ?? 1000;
   const tg = await startTestGateway({ ui: { autoBuild: true, dir: '' }, live: { staleAfterMs: 5000, statusIntervalMs: 1000 }, ...opts.gateway });
+  // As the storage writer would: every alert state change is stored (the machine view's markers read them).
+  const publishAlert = tg.alerts.onChange;
+  tg.alerts.onChange = (a) => {
+    publishAlert(a);
+    void tg.store.writeAlerts([a]);
+  };
   const line = (m: string) => (m.startsWith('pump') ? 'utilities' : m.startsWith('press') ? 'stamping' : 'machining');
   const faults = new Map<string, { sensor: string; since: number }>();
   const highSince = new Map<string, number>();
