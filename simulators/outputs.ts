@@ -132,8 +132,15 @@ export class MqttOutput implements Output {
     const conn: Conn = { client, pending: 0, waiters: [], sparkplug: node };
     this.conns.push(conn);
     for (const m of machines) this.connOf.set(m, conn);
-    client.on('error', (err) => this.fail('connection', err));
-    client.on('connect', () => setNoDelay(client));
+    // Errors before the first CONNACK are the connect() failure itself (reported once, as its error).
+    let connectedOnce = false;
+    client.on('error', (err) => {
+      if (connectedOnce) this.fail('connection', err);
+    });
+    client.on('connect', () => {
+      connectedOnce = true;
+      setNoDelay(client);
+    });
     if (node) {
       client.on('connect', () => {
         // Every (re)connect is a new Sparkplug session: NBIRTH/DBIRTH before any DDATA.
