@@ -40,21 +40,28 @@ export async function start(config: AlertsConfig, ctx: ComponentContext, deps: A
   const producer: Producer = ctx.kafka.producer({ allowAutoTopicCreation: false });
   await producer.connect();
 
-  const service = new AlertService({
-    config,
-    dataDir: ctx.dataDir,
-    logger: log,
-    metrics: ctx.metrics,
-    clock: deps.clock,
-    onDelivery: deps.onDelivery,
-    publish: async (alerts: Alert[]) => {
-      await producer.send({
-        topic: TOPICS.alerts,
-        acks: -1,
-        messages: alerts.map((a) => ({ key: machineKey(a), value: JSON.stringify(a) })),
-      });
-    },
-  });
+  let service: AlertService;
+  try {
+    service = new AlertService({
+      config,
+      dataDir: ctx.dataDir,
+      logger: log,
+      metrics: ctx.metrics,
+      clock: deps.clock,
+      onDelivery: deps.onDelivery,
+      publish: async (alerts: Alert[]) => {
+        await producer.send({
+          topic: TOPICS.alerts,
+          acks: -1,
+          messages: alerts.map((a) => ({ key: machineKey(a), value: JSON.stringify(a) })),
+        });
+      },
+    });
+  } catch (err) {
+    // e.g. ALERTS_STATE_CORRUPT: nothing else was started yet.
+    await producer.disconnect().catch(() => undefined);
+    throw err;
+  }
 
   let consumer: Consumer | undefined;
   let ops: OpsServer | undefined;
