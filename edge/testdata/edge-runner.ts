@@ -27,7 +27,8 @@ if (process.env.EDGE_CPU_PROFILE) {
   await profiler.post('Profiler.start');
 }
 const logger = createLogger({ level: (process.env.LOG_LEVEL as 'warn' | undefined) ?? 'warn', destination: process.stderr });
-const kafka = createKafkaClients({ ...KafkaClientConfig.parse({}), clientId: 'edge-runner', brokers }, logger);
+const kafkaClientConfig = { ...KafkaClientConfig.parse({}), clientId: 'edge-runner', brokers };
+const kafka = createKafkaClients(kafkaClientConfig, logger);
 const extra = process.env.EDGE_CONFIG ? (JSON.parse(process.env.EDGE_CONFIG) as Record<string, unknown>) : {};
 const edge = await start(
   {
