@@ -7,7 +7,7 @@ import { z } from 'zod';
 export const DetectorConfig = z
   .strictObject({
     /** Tag stamped on every score; bump when the algorithm or its defaults change. */
-    modelVersion: z.string().min(1).default('pw-det-3'),
+    modelVersion: z.string().min(1).default('pw-det-4'),
     /** Past readings the tfjs predictor sees (per stream, in arrival order). */
     window: z.number().int().min(4).max(64).default(16),
     /** Readings a stream needs before its scores are trusted (`warmingUp` is true before). */

@@ -414,14 +414,16 @@ export async function createDetector(
   const now = deps.now ?? Date.now;
   const W = cfg.window;
   const K = cfg.shortWindow;
+  /** Predictor inputs: the window, the seasonal profile's expectation, and the phase of the period. */
+  const F = W + 3;
   const rng = new Rng(cfg.model.seed);
-  const model = new Predictor(W, cfg.model.hidden, cfg.model.learningRate, rng);
+  const model = new Predictor(F, cfg.model.hidden, cfg.model.learningRate, rng);
   const streams = new Map<string, SensorState>();
   const machines = new Map<string, MachineState>();
   let limits: Record<string, { upper?: number; lower?: number }> = {};
   // Replay reservoir of (window, target) examples over all streams.
   const R = cfg.model.replaySize;
-  let replayX = new Float32Array(R * W);
+  let replayX = new Float32Array(R * F);
   let replayY = new Float32Array(R);
   let replayCount = 0;
   let replaySeen = 0;
@@ -485,19 +487,19 @@ export async function createDetector(
       if (rng.next() < 0.5) return;
       slot = Math.floor(rng.next() * R);
     }
-    replayX.set(x.subarray(off, off + W), slot * W);
+    replayX.set(x.subarray(off, off + F), slot * F);
     replayY[slot] = y;
   }
 
   function train(): void {
     const B = Math.min(cfg.model.batchSize, replayCount);
     if (B < 16) return;
-    const xb = new Float32Array(B * W);
+    const xb = new Float32Array(B * F);
     const yb = new Float32Array(B);
     for (let s = 0; s < cfg.model.trainSteps; s++) {
       for (let i = 0; i < B; i++) {
         const j = Math.floor(rng.next() * replayCount);
-        xb.set(replayX.subarray(j * W, j * W + W), i * W);
+        xb.set(replayX.subarray(j * F, j * F + F), i * F);
         yb[i] = replayY[j];
       }
       model.trainStep(xb, yb, B);
@@ -578,7 +580,7 @@ export async function createDetector(
     sweepIdle();
     const out: ScoreOutput = { sensor: [], machine: [], rejected: [] };
     const pending: Pending[] = [];
-    const xs = new Float32Array(readings.length * W);
+    const xs = new Float32Array(readings.length * F);
     let rows = 0;
 
     // Pass 1: event-time bookkeeping and window capture, in order (windows of later readings of the
@@ -611,11 +613,16 @@ export async function createDetector(
       let row = -1;
       if (st.ringLen >= W) {
         row = rows++;
-        const off = row * W;
+        const off = row * F;
         for (let j = 0; j < W; j++) {
           const v = st.ring[(st.ringPos + j) % W];
           xs[off + j] = Math.max(-10, Math.min(10, (v - last) / scale));
         }
+        const phase = (((r.ts % cfg.season.periodMs) + cfg.season.periodMs) % cfg.season.periodMs) / cfg.season.periodMs;
+        const bin = Math.floor(phase * cfg.season.bins) % cfg.season.bins;
+        xs[off + W] = cfg.season.enabled && st.seasonN[bin] >= cfg.season.minSamples ? Math.max(-10, Math.min(10, (st.seasonMean[bin] - last) / scale)) : 0;
+        xs[off + W + 1] = Math.sin(2 * Math.PI * phase);
+        xs[off + W + 2] = Math.cos(2 * Math.PI * phase);
       }
       pending.push({ reading: r, st, late: false, row, last, scale, hasLast, dtMs });
       // Update what later windows in this batch depend on.
@@ -635,7 +642,7 @@ export async function createDetector(
     }
 
     // Pass 2: one tensor call for every full window in the batch, whatever stream it belongs to.
-    const preds = model.predict(xs.subarray(0, rows * W), rows);
+    const preds = model.predict(xs.subarray(0, rows * F), rows);
 
     // Pass 3: errors, likelihoods, forecasts, in reading order.
     for (const p of pending) {
@@ -796,7 +803,7 @@ export async function createDetector(
         st.level = lvl;
       } else st.level += 0.3 * (r.value - st.level);
       forecastAndLimit(st, score);
-      if (p.row >= 0) addExample(xs, p.row * W, Math.max(-10, Math.min(10, (r.value - p.last) / p.scale)));
+      if (p.row >= 0) addExample(xs, p.row * F, Math.max(-10, Math.min(10, (r.value - p.last) / p.scale)));
       sinceTrain++;
       // Feed the machine model.
       const slot = m.slot(r.sensor);
@@ -901,7 +908,7 @@ export async function createDetector(
         rngState: rng.state,
         sinceTrain,
         trainings,
-        replay: { seen: replaySeen, count: replayCount, x: Array.from(replayX.subarray(0, replayCount * W)), y: Array.from(replayY.subarray(0, replayCount)) },
+        replay: { seen: replaySeen, count: replayCount, x: Array.from(replayX.subarray(0, replayCount * F)), y: Array.from(replayY.subarray(0, replayCount)) },
         model: model.state(),
         streams: [...streams.values()].map((s) => s.toJson()),
         machines: [...machines.values()].map((m) => m.toJson()),
@@ -917,11 +924,11 @@ export async function createDetector(
       rng.state = s.rngState;
       sinceTrain = s.sinceTrain;
       trainings = s.trainings;
-      replayX = new Float32Array(R * W);
+      replayX = new Float32Array(R * F);
       replayY = new Float32Array(R);
       replayCount = Math.min(s.replay.count, R);
       replaySeen = s.replay.seen;
-      replayX.set(s.replay.x.slice(0, replayCount * W));
+      replayX.set(s.replay.x.slice(0, replayCount * F));
       replayY.set(s.replay.y.slice(0, replayCount));
       streams.clear();
       for (const j of s.streams) streams.set(j.key, SensorState.fromJson(j, W, K, cfg.novelty, cfg.season.bins));
