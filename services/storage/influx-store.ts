@@ -16,6 +16,7 @@
  */
 import { InfluxDB } from 'influx';
 import type { IBackoffStrategy } from 'influx/lib/src/backoff/backoff.js';
+import { ServiceNotAvailableError } from 'influx/lib/src/pool.js';
 import type { Alert, MachineScore, Reading, SensorScore } from '../../common/messages.ts';
 import { ConfigError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
@@ -376,7 +377,8 @@ export class InfluxStore implements StorageBackend {
       }
       return new StorageUnavailableError(`InfluxDB ${op} answered ${status}: ${message}`, { cause: err, retryAfterMs: parseRetryAfter(e.res?.headers?.['retry-after']), context: { status } });
     }
-    if (e.name === 'ServiceNotAvailableError' || (e.code && RETRIABLE_SOCKET_CODES.has(e.code)))
+    // The package turns 5xx answers and timeouts into ServiceNotAvailableError (status and headers dropped).
+    if (err instanceof ServiceNotAvailableError || (e.code && RETRIABLE_SOCKET_CODES.has(e.code)))
       return new StorageUnavailableError(`InfluxDB unavailable during ${op}: ${e.code ?? message}`, { cause: err });
     return err instanceof Error ? err : new Error(String(err));
   }
