@@ -4,6 +4,7 @@
  * while generating, so the same config and seed always give the same faulty signal.
  */
 import { ConfigError } from '../common/errors.ts';
+import { machineKey } from '../common/topics.ts';
 import { FaultKind, FaultSpec, PHYSICAL_FAULTS, type FaultSpecInput } from './config.schema.ts';
 import type { Effects, MachineState, SensorDef } from './machines.ts';
 
@@ -181,7 +182,7 @@ export function labelOf(f: Fault, affects: string[]): FaultLabel {
     site: f.site,
     line: f.line,
     machine: f.machine,
-    machineKey: `${f.site}/${f.line}/${f.machine}`,
+    machineKey: machineKey(f),
     sensor: f.sensor ?? '*',
     kind: f.kind,
     start: f.start,

@@ -10,6 +10,7 @@
  * the history before it has decayed, so the value never depends on where a run started.
  */
 import { ConfigError } from '../common/errors.ts';
+import { machineKey } from '../common/topics.ts';
 import { FAULT_KINDS, type FaultKind, type MachineSpec, type ShiftPattern, type SimulatorConfig } from './config.schema.ts';
 import {
   affectedSensors,
@@ -158,7 +159,7 @@ export class MachineModel {
     this.site = site;
     this.line = line;
     this.id = spec.id;
-    this.key = `${site}/${line}/${spec.id}`;
+    this.key = machineKey({ site, line, machine: spec.id });
     this.typeDef = MACHINE_TYPE_DEFS[spec.type];
     this.stream = streamId(seed, this.key);
     const unknown = Object.keys(spec.params).filter((k) => !(k in this.typeDef.params));
@@ -594,7 +595,7 @@ export class PlantModel {
   }
 
   label(f: Fault): FaultLabel {
-    const m = this.byKey.get(`${f.site}/${f.line}/${f.machine}`)!;
+    const m = this.byKey.get(machineKey(f))!;
     return labelOf(f, affectedSensors(f, m.sensors));
   }
 
