@@ -152,6 +152,44 @@ describe('services > alerts > notifier', () => {
     expect(sent[0].alerts.map((r) => r.alert.rule).sort()).toEqual(['anom', 'offline']);
   });
 
+  it('a notification that could not be committed (journal write failed) is retried, not lost', () => {
+    const clock = new ManualClock();
+    const sent: GroupNotification[] = [];
+    const errors: string[] = [];
+    let failures = 2;
+    let notifier: Notifier;
+    const engine = new AlertEngine({
+      configRules: RULES.map((r) => Rule.parse(r)),
+      clock,
+      resolvedRetentionMs: 3_600_000,
+      persist: () => 0,
+      onChange: (a) => notifier.onAlertChange(a),
+    });
+    notifier = new Notifier({
+      grouping: GroupingConfig.parse({ groupWaitMs: 1000, groupIntervalMs: 10_000 }),
+      clock,
+      lookup: (fp) => engine.get(fp),
+      isInhibited: () => false,
+      commit: (_state, n) => {
+        if (failures-- > 0) throw new Error('ENOSPC: no space left on device');
+        if (n) sent.push(n);
+      },
+      onError: (err) => errors.push((err as Error).message),
+    });
+    engine.ingestScore(score('m1', 'a', 0.99, 1000));
+    clock.advance(1000); // fails
+    clock.advance(5000); // fails again
+    expect(sent).toHaveLength(0);
+    clock.advance(5000);
+    expect(sent.map((n) => n.status)).toEqual(['firing']);
+    expect(errors).toHaveLength(2);
+    failures = 1;
+    engine.ingestScore(score('m1', 'a', 0.1, 2000));
+    clock.advance(10_000); // the resolved flush fails once…
+    clock.advance(5000); // …and is retried with the resolved alert still in the group
+    expect(sent.map((n) => n.status)).toEqual(['firing', 'resolved']);
+  });
+
   it('after a restart, a resolution that was not yet notified is still notified', () => {
     const a = setup();
     a.engine.ingestScore(score('m1', 'a', 0.99, 1000));

@@ -42,7 +42,12 @@ export interface NotifierOptions {
    * journal op, then hands the notification to the outbox.
    */
   commit: (group: GroupState, notification: GroupNotification | null) => void;
+  /** A flush failed (e.g. the journal could not be written); it is retried after `retryMs`. */
+  onError?: (err: unknown, groupKey: string) => void;
 }
+
+/** How long a group waits before retrying a flush that failed. */
+const FLUSH_RETRY_MS = 5_000;
 
 interface Group {
   key: string;
@@ -146,7 +151,13 @@ export class Notifier {
     group.timer = this.opts.clock.setTimeout(() => {
       group.timer = undefined;
       group.timerAt = undefined;
-      this.flush(group);
+      try {
+        this.flush(group);
+      } catch (err) {
+        // Nothing was committed (the journal write is the commit): try again later.
+        this.opts.onError?.(err, group.key);
+        this.schedule(group, this.opts.clock.now() + FLUSH_RETRY_MS);
+      }
     }, at - this.opts.clock.now());
   }
 
@@ -181,11 +192,6 @@ export class Notifier {
       group.lastNotifyAt !== null && now - group.lastNotifyAt >= this.opts.grouping.repeatIntervalMs && firing.some((r) => r.alert.acknowledgedBy === null);
     const notify = (changed || repeatDue) && firing.length + resolved.length > 0;
 
-    // Resolved alerts leave the group whether or not anyone was told about them.
-    for (const fp of [...group.members]) {
-      const st = this.opts.lookup(fp)?.alert.status;
-      if (st !== 'firing') group.members.delete(fp);
-    }
     if (notify || changed) {
       const state: GroupState = { key: group.key, sent: [...nextSent], lastNotifyAt: notify ? now : group.lastNotifyAt };
       const byStart = (a: AlertRecord, b: AlertRecord) => a.alert.startsAt - b.alert.startsAt || a.alert.fingerprint.localeCompare(b.alert.fingerprint);
@@ -198,9 +204,15 @@ export class Notifier {
             createdAt: now,
           }
         : null;
+      // Throws if the journal cannot be written: then nothing below happens and the flush is retried.
       this.opts.commit(state, notification);
       group.sent = nextSent;
       if (notify) group.lastNotifyAt = now;
+    }
+    // Resolved alerts leave the group whether or not anyone was told about them.
+    for (const fp of [...group.members]) {
+      const st = this.opts.lookup(fp)?.alert.status;
+      if (st !== 'firing') group.members.delete(fp);
     }
     if (group.members.size === 0 && group.sent.size === 0) {
       this.opts.clock.clearTimeout(group.timer);

@@ -149,10 +149,17 @@ export class Outbox {
     lane.refilledAt = now;
     if (lane.tokens < 1) return this.wake(lane, Math.ceil((1 - lane.tokens) / perMs));
     lane.tokens -= 1;
-    lane.inFlight = this.attempt(lane, cfg, head).finally(() => {
-      lane.inFlight = null;
-      this.pump(lane);
-    });
+    lane.inFlight = this.attempt(lane, cfg, head)
+      .catch((err: unknown) => {
+        // The journal could not record the outcome (e.g. disk full): keep the delivery and try
+        // again later rather than spin; a resend carries the same webhook-id.
+        head.nextAttemptAt = this.opts.clock.now() + 5_000;
+        this.log.error({ receiver: lane.name, webhookId: head.id, err: (err as Error).message }, 'outbox bookkeeping failed; delivery kept for a later attempt');
+      })
+      .finally(() => {
+        lane.inFlight = null;
+        this.pump(lane);
+      });
   }
 
   private async attempt(lane: Lane, cfg: ReceiverConfig, d: Delivery): Promise<void> {

@@ -94,6 +94,7 @@ export class AlertService implements AlertsApi {
         return opts.config.inhibition.whenMachineOffline && !this.engine.isOfflineRule(a.rule) && this.engine.machineOffline(a.site, a.line, a.machine, a.fingerprint);
       },
       commit: (group, n) => this.commitNotification(group, n),
+      onError: (err, groupKey) => this.log.error({ err: (err as Error).message, groupKey }, 'notification not committed; retrying'),
     });
     this.outbox = new Outbox({
       receivers: opts.config.receivers,
@@ -271,7 +272,12 @@ export class AlertService implements AlertsApi {
   private scheduleTick(): void {
     if (this.closed) return;
     this.tickTimer = this.clock.setTimeout(() => {
-      this.tick();
+      try {
+        this.tick();
+      } catch (err) {
+        // e.g. the journal cannot be written: log and keep ticking; the change is retried next tick.
+        this.log.error({ err: (err as Error).message }, 'alert evaluation tick failed');
+      }
       this.scheduleTick();
     }, this.opts.config.evaluationIntervalMs);
   }
