@@ -179,6 +179,7 @@ describe('services > gateway > http', () => {
         request(`${gw.url}/..%2F..%2Fpackage.json`, (res) => resolve(res.statusCode ?? 0)).on('error', reject).end();
       });
       expect(traversal).toBe(404);
+      expect((await fetch(`${gw.url}/%E0%A4%A`)).status).toBe(400);
       const merged = await (await fetch(`${gw.url}/metrics`)).text();
       expect(merged).toContain('plantwatch_storage_points_written_total');
       expect(merged).toContain('plantwatch_gateway_sockets');

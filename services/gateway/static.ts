@@ -27,7 +27,13 @@ export function staticRoutes(dir: string): (req: IncomingMessage, res: ServerRes
   const root = normalize(dir + sep);
   return async (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    let path: string;
+    try {
+      path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    } catch {
+      sendJson(res, 400, { error: 'GATEWAY_BAD_REQUEST', message: 'malformed URL' });
+      return true;
+    }
     if (path.startsWith('/api/') || path.startsWith('/metrics') || path === '/healthz' || path.startsWith('/socket.io/')) return false;
     let file = normalize(join(root, path === '/' ? 'index.html' : path));
     if (!file.startsWith(root)) {
