@@ -167,9 +167,10 @@ export type FaultSpecInput = z.input<typeof FaultSpec>;
 export const RandomFaults = z.strictObject({
   enabled: z.boolean().default(true),
   /** One fault per slot of this length, at a random time in the slot's first half. */
-  meanIntervalS: z.number().min(10).default(600),
+  // Every ~5 minutes for 1–3 minutes: a demo shows a fault soon after start without being all faults.
+  meanIntervalS: z.number().min(10).default(300),
   minDurationS: z.number().positive().default(60),
-  maxDurationS: z.number().positive().default(240),
+  maxDurationS: z.number().positive().default(180),
   kinds: z.array(FaultKind).min(1).default(['bearing_wear', 'overheating', 'cavitation', 'stuck', 'spike', 'drift', 'dropout']),
 });
 
