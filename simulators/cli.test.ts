@@ -67,7 +67,7 @@ describe('simulators > cli (npm run simulate)', () => {
     let received = 0;
     sub.on('message', () => received++);
     await sub.subscribeAsync('plant/#', { qos: 0 });
-    const r = await cli(['--url', broker.url, '--speed', '600', '--duration', '1800', '--start', START, '--format', 'batch', '--qos', '1']);
+    const r = await cli(['--url', broker.url, '--speed', '600', '--duration', '1800', '--start', START, '--format', 'batch', '--qos', '1', '--no-random-faults']);
     await sub.endAsync();
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/rate [\d,]+ readings\/s \| sent [\d,]+ readings in [\d,]+ msgs \| errors 0/);
