@@ -4,7 +4,7 @@
  * publishes them).
  */
 import { TOPICS } from '../common/topics.ts';
-import type { DeadLetter } from '../common/messages.ts';
+import type { DeadLetter, Reading } from '../common/messages.ts';
 import type { EdgeConfig } from './config.schema.ts';
 import { compileRule, matchTopic, renderKey, type CompiledRule, type TopicMatch } from './mapping.ts';
 import { decodePlain, type Decoded, type Reject } from './decode.ts';
@@ -90,17 +90,23 @@ export class Ingestor {
 
     const headers = this.cfg.headers ? this.headersFor(msg) : undefined;
     if (decoded.readings.length > 0) {
-      // All readings of one MQTT message belong to one machine (the topic's, or the Sparkplug
-      // device's), so the message becomes one record: a Reading, or an array for a batched payload.
+      // One record per machine: a Reading, or an array for a batched payload. Almost always all
+      // readings of a message are one machine's (the topic's, the Sparkplug device's); a Sparkplug
+      // NDEATH covers the node and all its devices.
       const list = decoded.readings;
       const first = list[0];
-      const key = renderKey(compiled, { ...match.vars, site: first.site, line: first.line, machine: first.machine, sensor: first.sensor });
-      if (list.length === 1 && !isBatchPayload(msg.payload)) {
-        result.records.push({ topic: match.rule.kafkaTopic, key, value: JSON.stringify(first), headers });
-      } else {
-        // Kafka refuses records above message.max.bytes (1 MB by default) and a refused record would
-        // block the ordered pipeline: big batches become several consecutive records, same key.
-        for (const value of splitArrayJson(list, this.cfg.kafka.maxRecordBytes)) result.records.push({ topic: match.rule.kafkaTopic, key, value, headers });
+      const single = list.every((r) => r.machine === first.machine && r.line === first.line && r.site === first.site);
+      const groups = single ? [list] : groupByMachine(list);
+      for (const group of groups) {
+        const head = group[0];
+        const key = renderKey(compiled, { ...match.vars, site: head.site, line: head.line, machine: head.machine, sensor: head.sensor });
+        if (group.length === 1 && !isBatchPayload(msg.payload)) {
+          result.records.push({ topic: match.rule.kafkaTopic, key, value: JSON.stringify(head), headers });
+        } else {
+          // Kafka refuses records above message.max.bytes (1 MB by default) and a refused record would
+          // block the ordered pipeline: big batches become several consecutive records, same key.
+          for (const value of splitArrayJson(group, this.cfg.kafka.maxRecordBytes)) result.records.push({ topic: match.rule.kafkaTopic, key, value, headers });
+        }
       }
       result.readings = list.length;
     }
@@ -116,6 +122,17 @@ export class Ingestor {
     }
     return h;
   }
+}
+
+function groupByMachine(readings: Reading[]): Reading[][] {
+  const m = new Map<string, Reading[]>();
+  for (const r of readings) {
+    const k = `${r.site}/${r.line}/${r.machine}`;
+    let g = m.get(k);
+    if (!g) m.set(k, (g = []));
+    g.push(r);
+  }
+  return [...m.values()];
 }
 
 /** JSON arrays of `items`, in order, each at most `maxBytes` long (a single item may exceed it). */

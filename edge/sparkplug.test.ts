@@ -94,6 +94,21 @@ describe('edge > sparkplug (recorded birth/data/death session)', () => {
     expect(readingsOf(steps[12]).map((r) => [r.sensor, r.value])).toEqual([['Temperature', 70.3]]);
   });
 
+  it('a death re-sends the last values with quality bad at the death time, one record per machine', () => {
+    const steps = replay();
+    const ddeath = readingsOf(steps[7]);
+    expect(ddeath.map((r) => [r.machine, r.sensor, r.value, r.quality, r.ts])).toEqual([
+      ['press-1', 'Temperature', 72.4, 'bad', session[7].receivedAt],
+      ['press-1', 'Vibration_RMS', 0.5, 'bad', session[7].receivedAt],
+      ['press-1', 'Running', 1, 'bad', session[7].receivedAt],
+    ]);
+    const ndeath = steps[8].res.records.filter((r) => r.topic === 'plantwatch.readings');
+    expect(ndeath.map((r) => r.key).sort()).toEqual(['plant1/line1/node', 'plant1/line1/press-1']);
+    const nodeReadings = readingsOf(steps[8]).filter((r) => r.machine === 'node');
+    expect(nodeReadings.map((r) => [r.sensor, r.value, r.quality])).toEqual([['Supply_Voltage', 23.9, 'bad']]);
+    for (const r of readingsOf(steps[8])) expect(Reading.safeParse(r).success).toBe(true);
+  });
+
   it('stale state is visible between death and rebirth', () => {
     const ing = new Ingestor(EdgeConfig.parse({}));
     for (const s of session.slice(0, 9)) ing.ingest({ topic: s.topic, payload: Buffer.from(s.payloadBase64, 'base64'), qos: 0, clientId: 'x', receivedAt: s.receivedAt });

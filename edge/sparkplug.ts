@@ -5,7 +5,8 @@
  *
  * - NBIRTH/DBIRTH define metrics and aliases and carry current values (forwarded as readings).
  * - NDATA/DDATA carry values by alias (or name).
- * - NDEATH (matching bdSeq)/DDEATH mark the node's/device's metrics stale.
+ * - NDEATH (matching bdSeq)/DDEATH mark the node's/device's metrics stale: their last values are
+ *   forwarded once more with quality `bad` at the death time.
  * - A seq gap, a DATA before BIRTH or an unknown alias asks the node to rebirth: an NCMD with
  *   `Node Control/Rebirth = true`, at most once per `rebirthMinIntervalMs` per node.
  */
@@ -38,6 +39,8 @@ interface DeviceState {
   born: boolean;
   stale: boolean;
   aliases: Map<number, MetricDef>;
+  /** Last value per sensor, re-sent with quality `bad` when the device or its node dies. */
+  last: Map<string, number>;
 }
 
 interface NodeState {
@@ -48,6 +51,7 @@ interface NodeState {
   aliases: Map<number, MetricDef>;
   devices: Map<string, DeviceState>;
   lastRebirthAt: number;
+  last: Map<string, number>;
 }
 
 export interface SparkplugTopic {
@@ -147,11 +151,11 @@ export class SparkplugSessions {
 
     if (t.type === 'NBIRTH') {
       const bd = metrics.find((m) => m.name === 'bdSeq');
-      node = { born: true, stale: false, bdSeq: bd ? toNumber(bd.value) : null, lastSeq: seq, aliases: new Map(), devices: new Map(), lastRebirthAt: node?.lastRebirthAt ?? 0 };
+      node = { born: true, stale: false, bdSeq: bd ? toNumber(bd.value) : null, lastSeq: seq, aliases: new Map(), devices: new Map(), lastRebirthAt: node?.lastRebirthAt ?? 0, last: new Map() };
       this.nodes.set(nodeKey, node);
       defineAliases(node.aliases, metrics);
       res.events.push('birth');
-      this.emitMetrics(res, t, metrics, node.aliases, payloadTs, payload, opts);
+      this.emitMetrics(res, t, metrics, node.aliases, payloadTs, payload, opts, node.last);
       return res;
     }
     if (t.type === 'NDEATH') {
@@ -159,11 +163,14 @@ export class SparkplugSessions {
       const bdSeq = bd ? toNumber(bd.value) : null;
       // A death whose bdSeq belongs to an older session must not kill the current one.
       if (node && (bdSeq === null || node.bdSeq === null || bdSeq === node.bdSeq)) {
+        const at = payloadTs ?? opts.receivedAt;
         node.born = false;
         node.stale = true;
-        for (const d of node.devices.values()) {
+        this.emitStale(res, t.group, t.edgeNode, this.opts.nodeMachine, node.last, at, opts);
+        for (const [id, d] of node.devices) {
           d.born = false;
           d.stale = true;
+          this.emitStale(res, t.group, t.edgeNode, id, d.last, at, opts);
         }
         res.events.push('death');
       }
@@ -183,23 +190,24 @@ export class SparkplugSessions {
     if (seq !== null) node.lastSeq = seq;
 
     if (t.type === 'NDATA') {
-      this.emitMetrics(res, t, metrics, node.aliases, payloadTs, payload, opts);
+      this.emitMetrics(res, t, metrics, node.aliases, payloadTs, payload, opts, node.last);
       return res;
     }
     const deviceId = t.device as string;
     let device = node.devices.get(deviceId);
     if (t.type === 'DBIRTH') {
-      device = { born: true, stale: false, aliases: new Map() };
+      device = { born: true, stale: false, aliases: new Map(), last: new Map() };
       node.devices.set(deviceId, device);
       defineAliases(device.aliases, metrics);
       res.events.push('birth');
-      this.emitMetrics(res, t, metrics, device.aliases, payloadTs, payload, opts);
+      this.emitMetrics(res, t, metrics, device.aliases, payloadTs, payload, opts, device.last);
       return res;
     }
     if (t.type === 'DDEATH') {
       if (device) {
         device.born = false;
         device.stale = true;
+        this.emitStale(res, t.group, t.edgeNode, deviceId, device.last, payloadTs ?? opts.receivedAt, opts);
         res.events.push('death');
       }
       return res;
@@ -211,7 +219,7 @@ export class SparkplugSessions {
       this.requestRebirth(res, t, opts.receivedAt, 'DDATA before DBIRTH');
       return res;
     }
-    this.emitMetrics(res, t, metrics, device.aliases, payloadTs, payload, opts);
+    this.emitMetrics(res, t, metrics, device.aliases, payloadTs, payload, opts, device.last);
     return res;
   }
 
@@ -219,7 +227,7 @@ export class SparkplugSessions {
     const nodeKey = `${t.group}/${t.edgeNode}`;
     let node = this.nodes.get(nodeKey);
     if (!node) {
-      node = { born: false, stale: false, bdSeq: null, lastSeq: null, aliases: new Map(), devices: new Map(), lastRebirthAt: 0 };
+      node = { born: false, stale: false, bdSeq: null, lastSeq: null, aliases: new Map(), devices: new Map(), lastRebirthAt: 0, last: new Map() };
       this.nodes.set(nodeKey, node);
     }
     if (node.lastRebirthAt !== 0 && now - node.lastRebirthAt < this.opts.rebirthMinIntervalMs) return;
@@ -227,7 +235,19 @@ export class SparkplugSessions {
     res.rebirth = { topic: `${SPARKPLUG_NAMESPACE}/${t.group}/NCMD/${t.edgeNode}`, payload: encodeRebirth(now), reason };
   }
 
-  private emitMetrics(res: SparkplugResult, t: SparkplugTopic, metrics: UMetric[], aliases: Map<number, MetricDef>, payloadTs: number | null, payload: Buffer, opts: DecodeOptions): void {
+  /**
+   * Death: every last known value of the machine again, stamped with the death time and quality
+   * `bad`, so consumers see the metrics went stale (as SCADA systems show tags after a death).
+   */
+  private emitStale(res: SparkplugResult, site: string, line: string, machine: string, last: Map<string, number>, deathTs: number, opts: DecodeOptions): void {
+    if (![site, line, machine].every((x) => Identifier.safeParse(x).success)) return;
+    const receivedAt = opts.receivedAt;
+    // A device clock we would reject for data is not trusted for the death time either.
+    const ts = Number.isSafeInteger(deathTs) && deathTs >= 0 && checkTime(deathTs, opts) === null ? deathTs : receivedAt;
+    for (const [sensor, value] of last) res.readings.push({ site, line, machine, sensor, ts, value, quality: 'bad', receivedAt });
+  }
+
+  private emitMetrics(res: SparkplugResult, t: SparkplugTopic, metrics: UMetric[], aliases: Map<number, MetricDef>, payloadTs: number | null, payload: Buffer, opts: DecodeOptions, last: Map<string, number>): void {
     const machine = t.device ?? this.opts.nodeMachine;
     let unknownAlias = false;
     metrics.forEach((m, index) => {
@@ -262,6 +282,7 @@ export class SparkplugSessions {
         return;
       }
       res.readings.push(reading);
+      last.set(sensor, value);
     });
     if (unknownAlias) {
       res.events.push('unknown_alias');
