@@ -91,7 +91,8 @@ export class Outbox {
   accept(deliveries: Delivery[]): void {
     for (const d of deliveries) this.lane(d.receiver).queue.push(d);
     this.updateDepth();
-    if (this.started) for (const d of deliveries) this.pump(this.lane(d.receiver));
+    // Later, not inside the caller's commit: a bookkeeping failure here must not undo its commit.
+    if (this.started) for (const d of deliveries) queueMicrotask(() => this.safePump(this.lane(d.receiver)));
   }
 
   start(): void {
@@ -100,7 +101,17 @@ export class Outbox {
       if (!lane.cfg && lane.queue.length > 0) {
         this.log.warn({ receiver: lane.name, queued: lane.queue.length }, 'outbox holds notifications for a receiver that is not configured; they are kept until their deadline');
       }
+      this.safePump(lane);
+    }
+  }
+
+  /** `pump` for timers and callbacks: a failure (journal write) is logged and retried later. */
+  private safePump(lane: Lane): void {
+    try {
       this.pump(lane);
+    } catch (err) {
+      this.log.error({ receiver: lane.name, err: (err as Error).message }, 'outbox bookkeeping failed; retrying in 5 s');
+      this.wake(lane, 5_000);
     }
   }
 
@@ -127,7 +138,7 @@ export class Outbox {
     lane.timer = this.opts.clock.setTimeout(() => {
       lane.timer = undefined;
       lane.timerAt = undefined;
-      this.pump(lane);
+      this.safePump(lane);
     }, inMs);
   }
 
@@ -158,7 +169,7 @@ export class Outbox {
       })
       .finally(() => {
         lane.inFlight = null;
-        this.pump(lane);
+        this.safePump(lane);
       });
   }
 
