@@ -166,3 +166,22 @@ describe('edge > embedded broker', () => {
     await expect(mqtt.connectAsync(edge.mqttUrl, { reconnectPeriod: 0, connectTimeout: 1000 })).rejects.toBeTruthy();
   });
 });
+
+describe('edge > start failures', () => {
+  it('an ops port already in use fails start() and releases the MQTT port', async () => {
+    const { createServer } = await import('node:net');
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const busy = (blocker.address() as { port: number }).port;
+    const mqttBlocker = createServer();
+    await new Promise<void>((r) => mqttBlocker.listen(0, '127.0.0.1', () => r()));
+    const mqttPort = (mqttBlocker.address() as { port: number }).port;
+    await new Promise<void>((r) => mqttBlocker.close(() => r()));
+    await expect(start({ httpPort: busy, httpHost: '127.0.0.1', embedded: { host: '127.0.0.1', port: mqttPort } }, testContext(), { sink: new MemorySink() })).rejects.toThrow(/EADDRINUSE/);
+    // The MQTT port was released: a second bridge can take it.
+    const again = await start({ httpPort: null, embedded: { host: '127.0.0.1', port: mqttPort } }, testContext(), { sink: new MemorySink() });
+    expect(again.mqttPort).toBe(mqttPort);
+    await again.close();
+    await new Promise<void>((r) => blocker.close(() => r()));
+  });
+});

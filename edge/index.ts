@@ -159,20 +159,32 @@ export async function start(config: EdgeConfigInput | EdgeConfig, ctx: Component
 
   let ops: OpsServer | null = null;
   if (cfg.httpPort !== null) {
-    ops = await startOpsServer({
-      host: cfg.httpHost,
-      port: cfg.httpPort,
-      registries: () => [ctx.metrics],
-      health: () => ({
-        ok: broker !== null || (subscriber?.connected() ?? false),
-        mode: cfg.mode,
-        delivery: forwarder.currentMode,
-        spoolBytes: spool.bytes,
-        pendingRecords: forwarder.pendingRecords,
-        ...(broker ? { clients: broker.connectedClients() } : {}),
-        ...(subscriber ? { connected: subscriber.connected(), heldAcks: subscriber.heldAcks() } : {}),
-      }),
-    });
+    try {
+      ops = await startOpsServer({
+        host: cfg.httpHost,
+        port: cfg.httpPort,
+        registries: () => [ctx.metrics],
+        health: () => ({
+          ok: broker !== null || (subscriber?.connected() ?? false),
+          mode: cfg.mode,
+          delivery: forwarder.currentMode,
+          spoolBytes: spool.bytes,
+          pendingRecords: forwarder.pendingRecords,
+          sparkplug: ingestor.sparkplug.summary(),
+          ...(broker ? { clients: broker.connectedClients() } : {}),
+          ...(subscriber ? { connected: subscriber.connected(), heldAcks: subscriber.heldAcks() } : {}),
+        }),
+      });
+    } catch (err) {
+      // e.g. the ops port is taken: release what was started, then report.
+      intakeOpen = false;
+      stopTopics.abort();
+      await broker?.close();
+      await subscriber?.close();
+      await forwarder.close();
+      await kafkaSink?.close();
+      throw err;
+    }
   }
 
   const close = onceClose(async () => {
