@@ -199,7 +199,7 @@ describe('services > alerts > notifier', () => {
     // "Restart": a new notifier with the engine's records and the persisted group state.
     const b = setup();
     b.clock.advance(a.clock.now() - b.clock.now());
-    for (const rec of a.engine.all()) b.engine['alerts'].set(rec.alert.fingerprint, rec);
+    b.engine.restore(a.engine.snapshot(), []);
     b.notifier.restore(a.states, [], b.engine.all());
     b.clock.advance(300_000);
     expect(b.sent).toHaveLength(1);

@@ -16,6 +16,7 @@ let dir: string;
 let svc: AlertService;
 let ops: OpsServer;
 let client: HttpAlertsApi;
+let cfg: AlertsConfig;
 
 function score(machine: string, sensor: string, likelihood: number): Score {
   return { kind: 'sensor', site: 's1', line: 'l1', machine, sensor, ts: Date.now(), value: 1, predicted: 1, lower: 0, upper: 2, rawScore: 1, likelihood, modelVersion: 'v', warmingUp: false };
@@ -23,8 +24,9 @@ function score(machine: string, sensor: string, likelihood: number): Score {
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'plantwatch-alerts-rest-'));
+  cfg = AlertsConfig.parse({ rules: [{ id: 'anom', type: 'likelihood', threshold: 0.9, forMs: 60_000 }, { id: 'hot', type: 'likelihood', threshold: 0.5 }], apiToken: TOKEN });
   svc = new AlertService({
-    config: AlertsConfig.parse({ rules: [{ id: 'anom', type: 'likelihood', threshold: 0.9, forMs: 60_000 }, { id: 'hot', type: 'likelihood', threshold: 0.5 }], apiToken: TOKEN }),
+    config: cfg,
     dataDir: dir,
     logger: silentLogger(),
     metrics: createRegistry('alerts'),
@@ -114,7 +116,7 @@ describe('services > alerts > rest', () => {
     await client.putRule({ id: 'extra', type: 'rate', maxPerSecond: 3 });
     await client.deleteRule('hot');
     await svc.close();
-    const again = new AlertService({ config: svc['opts'].config, dataDir: dir, logger: silentLogger(), metrics: createRegistry('alerts') });
+    const again = new AlertService({ config: cfg, dataDir: dir, logger: silentLogger(), metrics: createRegistry('alerts') });
     expect(again.rules().map((r) => r.id)).toEqual(['anom', 'extra']);
     await again.close();
   });
