@@ -110,7 +110,7 @@ export class Broker implements BrokerCore {
       logger,
       onRetention: (_t, _p, n) => this.metrics.retentionDeletedSegments.inc(n),
     });
-    this.offsets = new OffsetStore(dataDir, config.fsync, logger);
+    this.offsets = new OffsetStore(dataDir, config.fsync, logger, config.fsyncIntervalMs);
     this.groups = new GroupCoordinator({
       minSessionTimeoutMs: config.groupMinSessionTimeoutMs,
       maxSessionTimeoutMs: config.groupMaxSessionTimeoutMs,

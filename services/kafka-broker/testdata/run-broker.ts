@@ -15,6 +15,8 @@ const { values } = parseArgs({
     fsync: { type: 'string', default: 'interval' },
     'http-port': { type: 'string' },
     'log-level': { type: 'string', default: 'warn' },
+    /** Write a V8 CPU profile of the running broker (start-up excluded) here on SIGTERM. */
+    'cpu-profile': { type: 'string' },
   },
 });
 
@@ -26,9 +28,24 @@ const broker = await startBroker({
   httpPort: values['http-port'] === undefined ? null : Number(values['http-port']),
   logger: createLogger({ level: values['log-level'] as 'warn', destination: process.stderr }),
 });
+let stopProfile: (() => Promise<void>) | undefined;
+if (values['cpu-profile']) {
+  const { Session } = await import('node:inspector');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  const post = (method: string): Promise<unknown> => new Promise((resolve, reject) => session.post(method, {}, (err, res) => (err ? reject(err) : resolve(res))));
+  await post('Profiler.enable');
+  await post('Profiler.start');
+  stopProfile = async () => {
+    const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+    writeFileSync(values['cpu-profile']!, JSON.stringify(profile));
+  };
+}
 process.stdout.write(`READY ${broker.brokers[0]}\n`);
 
 const stop = async (): Promise<void> => {
+  await stopProfile?.();
   await broker.close();
   process.exit(0);
 };

@@ -4,7 +4,7 @@
  * then compacted to the latest offset per partition; compacted again when it grows.
  * Writes go through the same fsync policy as the partition logs.
  */
-import { closeSync, existsSync, fdatasyncSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../../../common/logger.ts';
 
@@ -22,10 +22,13 @@ export class OffsetStore {
   private linesSinceCompact = 0;
   private dirty = false;
 
+  private timer?: NodeJS.Timeout;
+
   constructor(
     dataDir: string,
     private readonly fsync: 'always' | 'interval' | 'never',
     private readonly logger: Logger,
+    private readonly fsyncIntervalMs = 1000,
   ) {
     this.path = join(dataDir, 'group-offsets.log');
   }
@@ -46,6 +49,10 @@ export class OffsetStore {
       if (bad > 0) this.logger.warn({ bad }, 'group offsets: skipped unreadable lines');
     }
     this.compact();
+    if (this.fsync === 'interval') {
+      this.timer = setInterval(() => this.sync(), this.fsyncIntervalMs);
+      this.timer.unref();
+    }
   }
 
   private set(group: string, topic: string, partition: number, value: CommittedOffset): void {
@@ -100,13 +107,15 @@ export class OffsetStore {
     if (changed) this.compact();
   }
 
+  /** Flushes on the libuv thread pool (fsync=interval). */
   sync(): void {
     if (!this.dirty || this.fd < 0) return;
     this.dirty = false;
-    fdatasyncSync(this.fd);
+    fdatasync(this.fd, () => {});
   }
 
   close(): void {
+    clearInterval(this.timer);
     if (this.fd < 0) return;
     if (this.fsync !== 'never') fdatasyncSync(this.fd);
     closeSync(this.fd);

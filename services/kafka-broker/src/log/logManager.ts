@@ -58,7 +58,9 @@ export class LogManager {
       this.loadTopic(name, meta.partitions, meta.config ?? {});
     }
     if (this.opts.fsync === 'interval') {
-      this.fsyncTimer = setInterval(() => this.syncAll(), this.opts.fsyncIntervalMs);
+      this.fsyncTimer = setInterval(() => {
+        for (const t of this.topics.values()) for (const p of t.partitions) p.syncInBackground();
+      }, this.opts.fsyncIntervalMs);
       this.fsyncTimer.unref();
     }
     this.retentionTimer = setInterval(() => this.applyRetention(Date.now()), this.opts.retentionCheckIntervalMs);

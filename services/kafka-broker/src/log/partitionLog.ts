@@ -148,6 +148,10 @@ export class PartitionLog {
     this.active.sync();
   }
 
+  syncInBackground(): void {
+    this.active.syncInBackground();
+  }
+
   close(): void {
     for (const s of this.segments) s.close();
   }

@@ -5,7 +5,7 @@
  * memory (parallel number arrays) so a fetch finds its batch with a binary search and reads one
  * contiguous byte range with a single read.
  */
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, writeSync, unlinkSync, existsSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, writeSync, unlinkSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BATCH_HEADER_SIZE, checkBatchAt, readBaseOffset, readLastOffsetDelta, readMaxTimestamp } from '../protocol/recordBatch.ts';
 
@@ -247,6 +247,7 @@ export class Segment {
     return this.read(i, 0, true)!;
   }
 
+  /** Flushes to disk before returning (fsync=always, segment roll, close). */
   sync(): void {
     if (!this.dirty) return;
     this.dirty = false;
@@ -254,7 +255,23 @@ export class Segment {
     fdatasyncSync(this.indexFd);
   }
 
+  /**
+   * Flushes on the libuv thread pool (fsync=interval), so the event loop keeps serving while the
+   * disk catches up. A segment closed meanwhile makes the call fail with EBADF, which is harmless:
+   * close() has flushed it synchronously.
+   */
+  syncInBackground(): void {
+    if (!this.dirty || this.closed) return;
+    this.dirty = false;
+    fdatasync(this.logFd, () => {});
+    fdatasync(this.indexFd, () => {});
+  }
+
+  private closed = false;
+
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     closeSync(this.logFd);
     closeSync(this.indexFd);
   }
