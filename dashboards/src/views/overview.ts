@@ -9,8 +9,9 @@ const MAX_VALUES = 4;
 export function overviewView(model: PlantModel, live: LiveClient): View {
   const el = document.createElement('main');
   el.className = 'overview';
-  el.innerHTML = `<div class="summary" aria-live="polite"></div><div class="lines"></div>`;
+  el.innerHTML = `<div class="summary" aria-live="polite"></div><div class="attention" aria-live="polite"></div><div class="lines"></div>`;
   const summary = el.querySelector('.summary') as HTMLElement;
+  const attention = el.querySelector('.attention') as HTMLElement;
   const linesEl = el.querySelector('.lines') as HTMLElement;
   const tiles = new Map<string, HTMLAnchorElement>();
   const lineEls = new Map<string, HTMLElement>();
@@ -50,10 +51,12 @@ export function overviewView(model: PlantModel, live: LiveClient): View {
     update(now) {
       const staleAfter = live.hello?.staleAfterMs ?? 15_000;
       const counts: Record<Health, number> = { ok: 0, warning: 0, critical: 0, stale: 0, unknown: 0 };
+      const needy: { m: MachineState; health: Health }[] = [];
       for (const m of model.machines.values()) {
         const t = tileFor(m);
         const health = model.health(m, now, staleAfter);
         counts[health]++;
+        if (health === 'critical' || health === 'warning' || health === 'stale') needy.push({ m, health });
         if (t.dataset.health !== health) {
           t.dataset.health = health;
           t.className = `tile health-${health}`;
@@ -79,6 +82,15 @@ export function overviewView(model: PlantModel, live: LiveClient): View {
         (t.querySelector('.tile-age') as HTMLElement).textContent = m.lastSeen ? `${fmtAge(now - m.lastSeen)} ago` : '';
       }
       const n = model.machines.size;
+      // Big plants: smaller tiles, and the machines needing attention named up top, so a problem is
+      // visible on a wall screen even when its tile is below the fold.
+      el.classList.toggle('compact', n > 24);
+      const rank: Record<string, number> = { critical: 0, warning: 1, stale: 2 };
+      needy.sort((a, b) => rank[a.health] - rank[b.health] || a.m.key.localeCompare(b.m.key));
+      const att = n > 12 && needy.length
+        ? `<span class="muted">Needs attention:</span> ` + needy.map(({ m, health }) => `<a class="pill health-${health}" href="#/machine/${encodeURIComponent(m.site)}/${encodeURIComponent(m.line)}/${encodeURIComponent(m.machine)}">${esc(m.machine)}</a>`).join(' ')
+        : '';
+      if (attention.innerHTML !== att) attention.innerHTML = att;
       const open = model.alerts.size;
       summary.innerHTML = n === 0
         ? `<span class="muted">Waiting for machines to report…</span>`
