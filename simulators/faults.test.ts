@@ -108,6 +108,9 @@ describe('simulators > faults: each kind shows up in the signal and in the label
     expect(new Set(values(w))).toEqual(new Set([before.value]));
     expect(new Set(values(inWindow(sensor(baseline.output, 'pressure')))).size).toBeGreaterThan(5);
     expect(strip(outside(sensor(r.output, 'pressure')))).toEqual(strip(outside(sensor(baseline.output, 'pressure'))));
+    // The machine's other sensors are untouched (regression: computing the frozen value once
+    // clobbered the sample being emitted for the sensors after it).
+    for (const other of ['current', 'vibration', 'bearing_temp', 'flow']) expect(strip(sensor(r.output, other)), other).toEqual(strip(sensor(baseline.output, other)));
   });
 
   it('spike: a few samples jump by a large part of the span, the rest are unchanged', async () => {

@@ -344,15 +344,12 @@ export class MachineModel {
     return out;
   }
 
-  /**
-   * Clean sensor values at time t given the active physical faults, into this.clean/this.gain.
-   * Returns the state used.
-   */
-  private evaluate(t: number, physical: Fault[], st: MachineState, e: Effects): void {
+  /** Clean sensor values at time t given the active physical faults, into `clean`/`gain` (type's sensor order). */
+  private evaluate(t: number, physical: Fault[], st: MachineState, e: Effects, clean = this.clean, gain = this.gain): void {
     this.state(t, st);
     resetEffects(e);
     for (const f of physical) if (t >= f.start && t < f.end) applyPhysicalFault(f, t, st, e);
-    this.typeDef.evaluate(st, this.params, e, this.clean, this.gain);
+    this.typeDef.evaluate(st, this.params, e, clean, gain);
   }
 
   private finish(s: SensorModel, k: number, clean: number, gain: number): number {
@@ -369,10 +366,11 @@ export class MachineModel {
   /** Value of sensor `s` at sample k with physical faults and drift but no stuck/spike (for `stuck`). */
   private baseValue(s: SensorModel, k: number, physical: Fault[], signal: Fault[]): number {
     const ts = sampleTime(k, s.rateHz);
-    const st = emptyState();
-    const e = neutralEffects();
-    this.evaluate(ts, physical, st, e);
-    let v = this.finish(s, k, this.clean[s.slot], this.gain[s.slot]);
+    // Own buffers: the caller is in the middle of reading this.clean for the current sample.
+    const clean = new Float64Array(this.clean.length);
+    const gain = new Float64Array(this.gain.length);
+    this.evaluate(ts, physical, emptyState(), neutralEffects(), clean, gain);
+    let v = this.finish(s, k, clean[s.slot], gain[s.slot]);
     for (const f of signal) if (f.kind === 'drift' && ts >= f.start && ts < f.end) v += driftOffset(f, s, ts);
     return this.quantise(s, v);
   }
