@@ -305,13 +305,33 @@ export class Forwarder {
         }
         // Queue non-empty but the spool refused it: cannot happen with an empty spool unless one
         // entry exceeds maxBytes; send it directly instead of waiting forever.
-        const big = this.queue.shift() as Entry;
-        await this.sink.send(big.records);
+        const big = this.queue[0];
+        try {
+          await this.sink.send(big.records);
+        } catch (err) {
+          attempt++;
+          this.metrics.kafkaErrors.inc();
+          await sleep(backoffDelay(policy, attempt), this.abort.signal).catch(() => undefined);
+          continue;
+        }
+        attempt = 0;
+        this.queue.shift();
         this.countForwarded(big.records);
         this.settle(big);
         continue;
       }
-      const { records, next } = this.spool.read(this.opts.maxBatchRecords, this.opts.maxBatchBytes);
+      let batch: ReturnType<Spool['read']>;
+      try {
+        batch = this.spool.read(this.opts.maxBatchRecords, this.opts.maxBatchBytes);
+      } catch (err) {
+        // A damaged frame in the middle of a segment (disk fault): what follows it in that segment
+        // cannot be framed any more. Skip to the next segment rather than stall forever.
+        this.metrics.spoolErrors.inc();
+        this.log.error({ err }, 'spool segment damaged: skipping the rest of it');
+        this.spool.skipSegment();
+        continue;
+      }
+      const { records, next } = batch;
       if (records.length === 0) continue;
       const started = performance.now();
       try {

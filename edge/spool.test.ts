@@ -65,3 +65,24 @@ describe('edge > spool', () => {
     expect(s.bytes).toBe(frames.length);
   });
 });
+
+describe('edge > spool damage', () => {
+  it('a damaged frame mid-segment throws on read; skipSegment moves on to the next segment', async () => {
+    const { openSync, writeSync, closeSync } = await import('node:fs');
+    const d = dir();
+    const s = Spool.open(d, { ...opts, segmentBytes: 150 });
+    for (let i = 0; i < 20; i++) s.append(Spool.encode([rec(i, false)]));
+    const segs = readdirSync(d).filter((f) => f.endsWith('.seg')).sort();
+    expect(segs.length).toBeGreaterThan(2);
+    // Flip bytes inside the first segment's second frame body.
+    const fd = openSync(join(d, segs[0]), 'r+');
+    writeSync(fd, Buffer.from('XXXX'), 0, 4, 60);
+    closeSync(fd);
+    expect(() => s.read(100, 1e9)).toThrow(/corrupt/);
+    s.skipSegment();
+    const rest = drain(s).map((r) => JSON.parse(r.value).i);
+    expect(rest.length).toBeGreaterThan(0);
+    expect(rest).toEqual([...rest].sort((a, b) => a - b));
+    expect(rest[rest.length - 1]).toBe(19);
+  });
+});

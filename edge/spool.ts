@@ -249,6 +249,13 @@ export class Spool {
     }
   }
 
+  /** Gives up on the rest of the segment under the cursor (damaged): the cursor moves to the next one. */
+  skipSegment(): void {
+    if (this.cursor.segment === this.writeSeg) this.rotate();
+    const idx = this.segments.indexOf(this.cursor.segment);
+    this.commit({ segment: this.segments[idx + 1], offset: 0 });
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
