@@ -42,7 +42,7 @@ export class SensorChart {
     this.el = document.createElement('section');
     this.el.className = 'chart-card';
     this.el.dataset.sensor = sensor;
-    this.el.innerHTML = `<header><h3></h3><div class="chart-now"><span class="chart-value">—</span><span class="chart-score" title="anomaly likelihood"></span></div></header><div class="chart-plot"></div>`;
+    this.el.innerHTML = `<header><h3></h3><div class="chart-now"><span class="chart-value">—</span><span class="chart-score" title="anomaly likelihood"></span></div></header><div class="chart-plot"></div><div class="chart-legend" aria-hidden="true"><span class="lg-value">value</span><span class="lg-predicted">predicted</span><span class="lg-band">expected band</span><span class="lg-score">anomaly (right axis)</span><span class="lg-alert">alert</span></div>`;
     this.el.querySelector('h3')!.textContent = sensor + (unit ? ` (${unit})` : '');
     this.plotEl = this.el.querySelector('.chart-plot') as HTMLElement;
   }
