@@ -25,7 +25,15 @@ export function handleProduce(b: BrokerCore, req: ProduceRequest, _ctx: RequestC
         else if (req.transactionalId !== null) res.errorCode = ErrorCode.INVALID_REQUEST;
         else if (!log) res.errorCode = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
         else if (!pd.records || pd.records.length === 0) res.errorCode = ErrorCode.CORRUPT_MESSAGE;
-        else appendRecords(b, t.name, pd.index, log, pd.records, res);
+        else {
+          try {
+            appendRecords(b, t.name, pd.index, log, pd.records, res);
+          } catch (err) {
+            // Disk full, permissions, a deleted directory: the client gets a retriable error, the broker goes on.
+            b.logger.error({ err, topic: t.name, partition: pd.index }, 'append failed');
+            res.errorCode = ErrorCode.KAFKA_STORAGE_ERROR;
+          }
+        }
         if (res.errorCode !== 0) b.countError('Produce', res.errorCode);
         return res;
       }),

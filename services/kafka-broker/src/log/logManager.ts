@@ -58,13 +58,22 @@ export class LogManager {
       this.loadTopic(name, meta.partitions, meta.config ?? {});
     }
     if (this.opts.fsync === 'interval') {
-      this.fsyncTimer = setInterval(() => {
+      this.fsyncTimer = setInterval(() => this.guard('fsync', () => {
         for (const t of this.topics.values()) for (const p of t.partitions) p.syncInBackground();
-      }, this.opts.fsyncIntervalMs);
+      }), this.opts.fsyncIntervalMs);
       this.fsyncTimer.unref();
     }
-    this.retentionTimer = setInterval(() => this.applyRetention(Date.now()), this.opts.retentionCheckIntervalMs);
+    this.retentionTimer = setInterval(() => this.guard('retention', () => this.applyRetention(Date.now())), this.opts.retentionCheckIntervalMs);
     this.retentionTimer.unref();
+  }
+
+  /** Timer work must never take the process down: log and try again next tick. */
+  private guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.opts.logger.error({ err }, `${what} failed`);
+    }
   }
 
   private loadTopic(name: string, count: number, config: TopicConfig): Topic {

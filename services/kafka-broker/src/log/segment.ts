@@ -194,7 +194,13 @@ export class Segment {
   /** Appends a batch whose baseOffset bytes are already set. */
   append(batch: Buffer, baseOffset: number, lastOffset: number, maxTimestamp: number): void {
     let written = 0;
-    while (written < batch.length) written += writeSync(this.logFd, batch, written, batch.length - written);
+    try {
+      while (written < batch.length) written += writeSync(this.logFd, batch, written, batch.length - written);
+    } catch (err) {
+      // Undo a partial write so the file keeps ending on a whole batch (positions stay right).
+      if (written > 0) ftruncateSync(this.logFd, this.size);
+      throw err;
+    }
     this.bases.push(baseOffset);
     this.lasts.push(lastOffset);
     this.positions.push(this.size);

@@ -28,6 +28,7 @@ export const ErrorCode = {
   DUPLICATE_SEQUENCE_NUMBER: 46,
   INVALID_PRODUCER_EPOCH: 47,
   UNKNOWN_SERVER_ERROR: -1,
+  KAFKA_STORAGE_ERROR: 56,
   MEMBER_ID_REQUIRED: 79,
   INVALID_RECORD: 87,
 } as const;
@@ -40,7 +41,7 @@ export interface KafkaErrorInfo {
   retriable: boolean;
 }
 
-const RETRIABLE = new Set<ErrorName>(['CORRUPT_MESSAGE', 'UNKNOWN_TOPIC_OR_PARTITION', 'COORDINATOR_NOT_AVAILABLE', 'NOT_COORDINATOR', 'REBALANCE_IN_PROGRESS']);
+const RETRIABLE = new Set<ErrorName>(['KAFKA_STORAGE_ERROR', 'CORRUPT_MESSAGE', 'UNKNOWN_TOPIC_OR_PARTITION', 'COORDINATOR_NOT_AVAILABLE', 'NOT_COORDINATOR', 'REBALANCE_IN_PROGRESS']);
 
 export const ERRORS: readonly KafkaErrorInfo[] = (Object.keys(ErrorCode) as ErrorName[]).map((name) => ({
   code: ErrorCode[name],
