@@ -7,30 +7,30 @@ import { z } from 'zod';
 export const DetectorConfig = z
   .strictObject({
     /** Tag stamped on every score; bump when the algorithm or its defaults change. */
-    modelVersion: z.string().min(1).default('pw-det-4'),
+    modelVersion: z.string().min(1).default('pw-det-5'),
     /** Past readings the tfjs predictor sees (per stream, in arrival order). */
     window: z.number().int().min(4).max(64).default(16),
     /** Readings a stream needs before its scores are trusted (`warmingUp` is true before). */
     warmupReadings: z.number().int().min(2).default(64),
     /** Effective memory (readings) of the value normalisation and error scale. */
     normWindow: z.number().int().min(16).default(2000),
-    /** Memory (readings) of the score history behind the likelihood: the record score decays over it. */
+    /** Readings over which the recent record (maximum score) is kept, as 8 block maxima. */
     historyWindow: z.number().int().min(16).default(500),
-    /** Memory (readings) of the long record; 0 share disables it. */
+    /** Memory (readings) of the long record, an exponentially decaying maximum. */
     longHistoryWindow: z.number().int().min(16).default(20000),
-    /** Share of the long record a score must exceed as well (see README: two-scale record). */
+    /** The bar is max(recent record, this share of the long record); 0 disables the long record. */
     longRecordShare: z.number().min(0).max(1).default(0.6),
-    /** Readings averaged into the short-term surprise compared against that distribution. */
+    /** Readings averaged into the short-term surprise that is compared with the record (1 = each reading on its own). */
     shortWindow: z.number().int().min(1).max(64).default(1),
-    /** How scores become likelihoods: against the stream's decaying record score, or a Gaussian fit. */
+    /** How scores become likelihoods: against the stream's record score (default), or a Gaussian fit of its history (HTM-style). */
     calibration: z.enum(['record', 'gaussian']).default('record'),
     /** A value beyond the stream's all-time range by more than this fraction of it is anomalous on its own; 0 disables. */
     rangeTolerance: z.number().nonnegative().default(0.02),
-    /** Shortest run of identical readings reported as a stuck sensor (it must also be twice the longest recent run). */
-    stuckMinRun: z.number().int().min(2).default(8),
     /** …and by at least this many standard deviations of the prediction error. */
     rangeNoiseSigmas: z.number().nonnegative().default(0.5),
-    /** Floor of the spread of the short-term surprise (decimal digits) used to standardise it. */
+    /** Shortest run of identical readings reported as a stuck sensor (it must also be twice the longest recent run). */
+    stuckMinRun: z.number().int().min(2).default(8),
+    /** Floor (decimal digits of surprise) of the record a prediction surprise is compared with; also the Gaussian mode's minimum spread. */
     minSurpriseSpread: z.number().positive().default(0.2),
     /** Width of the predicted band, in error standard deviations. */
     bandSigmas: z.number().positive().default(3),
@@ -61,7 +61,7 @@ export const DetectorConfig = z
         prototypes: z.number().int().min(4).max(4096).default(32),
         /** Distance (fraction of the stream's range) within which a window matches a prototype. */
         vigilance: z.number().positive().default(0.05),
-        /** Floor of the novelty spread (fraction of range) used to standardise it. */
+        /** Floor (fraction of range) of the record a novelty distance is compared with. */
         minSpread: z.number().positive().default(0.01),
       })
       .default({ dim: 8, stride: 1, prototypes: 32, vigilance: 0.05, minSpread: 0.01 }),
@@ -71,7 +71,7 @@ export const DetectorConfig = z
         /** Length of the cycle (plants run daily shifts). */
         periodMs: z.number().int().positive().default(86_400_000),
         /** Phase bins of the seasonal profile per stream. */
-        bins: z.number().int().min(2).max(1024).default(48),
+        bins: z.number().int().min(2).max(1024).default(24),
         /** Readings a bin needs before it is trusted. */
         minSamples: z.number().int().min(1).default(12),
         /** EWMA rate of the profile (per reading in the bin). */
@@ -79,7 +79,7 @@ export const DetectorConfig = z
         /** EWMA rate of the sustained-departure score. */
         smoothing: z.number().positive().max(1).default(0.2),
       })
-      .default({ enabled: true, periodMs: 86_400_000, bins: 48, minSamples: 12, learningRate: 0.05, smoothing: 0.2 }),
+      .default({ enabled: true, periodMs: 86_400_000, bins: 24, minSamples: 12, learningRate: 0.05, smoothing: 0.2 }),
     model: z
       .strictObject({
         hidden: z.number().int().min(2).max(256).default(24),

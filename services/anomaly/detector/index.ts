@@ -2,16 +2,16 @@
  * Plantwatch's streaming anomaly detector: per-sensor online models plus a per-machine multivariate
  * model, scored in batches across any number of streams. See README.md for the model.
  *
- * Per reading (all O(window) work except one shared tensor call per batch):
- *   1. event-time bookkeeping: duplicates and hopelessly late readings are rejected, late ones are
- *      scored against the current state without updating it, gaps restart the window;
- *   2. the shared tfjs predictor forecasts the value from the stream's last `window` values;
- *   3. the prediction error, in units of the stream's own recent error scale, becomes a surprise
- *      (-log10 of its two-sided normal tail probability) = `rawScore`;
- *   4. the short-term mean surprise is compared with its own long-run distribution (EWMA mean and
- *      variance) → `likelihood` (normal CDF of that z), so each stream is judged against itself;
- *   5. a Holt level/trend in event time gives the forecast at the configured horizon and the time
- *      until a configured limit is crossed.
+ * Per reading (O(window + prototypes) work, plus ONE shared tensor call per batch):
+ *   1. event time: duplicates and hopelessly late readings are rejected, late ones are scored
+ *      against the current state without updating it, a gap restarts the window;
+ *   2. the shared tfjs predictor forecasts the value from the stream's last `window` values, its
+ *      daily profile and the phase of day (`predicted`, band from the error scale);
+ *   3. four kinds of evidence, each turned into a likelihood against the stream's own record:
+ *      prediction surprise (= `rawScore`), pattern novelty (prototype memory), sustained departure
+ *      from the daily profile, values beyond the all-time range; plus the onset of a stuck sensor;
+ *   4. `likelihood` = the strongest of them; a Holt level/trend in event time gives the forecast and
+ *      the time until a configured limit is crossed.
  */
 import type { Logger } from '../../../common/logger.ts';
 import type { MachineScore, Reading, SensorScore } from '../../../common/messages.ts';
@@ -917,8 +917,17 @@ export async function createDetector(
     },
     async restore(s: DetectorSnapshot): Promise<void> {
       if (s.version !== SNAPSHOT_VERSION) throw new Error(`unsupported detector snapshot version ${s.version}`);
-      if (s.config.window !== W || s.config.shortWindow !== K || s.config.maxSensorsPerMachine !== cfg.maxSensorsPerMachine) {
-        throw new Error('snapshot was taken with a different window/shortWindow/maxSensorsPerMachine configuration');
+      const c = s.config;
+      if (
+        c.window !== W ||
+        c.shortWindow !== K ||
+        c.maxSensorsPerMachine !== cfg.maxSensorsPerMachine ||
+        c.novelty?.dim !== cfg.novelty.dim ||
+        c.novelty?.prototypes !== cfg.novelty.prototypes ||
+        c.season?.bins !== cfg.season.bins ||
+        c.model?.hidden !== cfg.model.hidden
+      ) {
+        throw new Error('snapshot was taken with different state sizes (window, shortWindow, maxSensorsPerMachine, novelty.dim/prototypes, season.bins, model.hidden)');
       }
       model.load(s.model);
       rng.state = s.rngState;
