@@ -60,15 +60,19 @@ export interface WriterDeps {
   commit(offsets: CommittableOffset[]): Promise<void>;
 }
 
-interface Item {
-  value: Reading | SensorScore | MachineScore | Alert;
+type PointValue = Reading | SensorScore | MachineScore | Alert;
+
+/** One per Kafka message, shared by its points. */
+interface MessageRef {
   token: MessageToken;
   record: WriterRecord;
 }
 
+/** Points and their messages in two parallel arrays: no object per point on the hot path. */
 interface Buffer_ {
-  items: Item[];
-  /** When the oldest buffered item arrived (linger). */
+  values: PointValue[];
+  refs: MessageRef[];
+  /** When the oldest buffered point arrived (linger). */
   since: number;
 }
 
@@ -106,9 +110,9 @@ function createMetrics(registry: Registry) {
 export class StorageWriter {
   private readonly tracker = new OffsetTracker();
   private readonly buffers: Record<PointKind, Buffer_> = {
-    readings: { items: [], since: 0 },
-    scores: { items: [], since: 0 },
-    alerts: { items: [], since: 0 },
+    readings: { values: [], refs: [], since: 0 },
+    scores: { values: [], refs: [], since: 0 },
+    alerts: { values: [], refs: [], since: 0 },
   };
   private readonly m: ReturnType<typeof createMetrics>;
   private readonly log: Logger;
@@ -158,15 +162,19 @@ export class StorageWriter {
       }
       const token = this.tracker.track(record.topic, record.partition, record.offset, parsed.items.length);
       const buf = this.buffers[kind!];
-      if (buf.items.length === 0) buf.since = now;
-      for (const value of parsed.items) buf.items.push({ value, token, record });
+      if (buf.values.length === 0) buf.since = now;
+      const ref: MessageRef = { token, record };
+      for (const value of parsed.items) {
+        buf.values.push(value);
+        buf.refs.push(ref);
+      }
       this.pending += parsed.items.length;
     }
     this.m.buffered.set(this.pending);
     this.pump();
   }
 
-  private parse(kind: PointKind, record: WriterRecord): { items: Item['value'][] } | { error: string } {
+  private parse(kind: PointKind, record: WriterRecord): { items: PointValue[] } | { error: string } {
     if (!record.value || record.value.length === 0) return { error: 'empty record value' };
     let json: unknown;
     try {
@@ -181,7 +189,7 @@ export class StorageWriter {
     const schema = kind === 'readings' ? ReadingRecord : kind === 'scores' ? ScoreRecord : AlertRecord;
     const res = schema.safeParse(json);
     if (!res.success) return { error: `invalid ${kind.slice(0, -1)}: ${describeZodError(res.error)}` };
-    const data = res.data as Item['value'] | Item['value'][];
+    const data = res.data as PointValue | PointValue[];
     return { items: Array.isArray(data) ? data : [data] };
   }
 
@@ -213,14 +221,15 @@ export class StorageWriter {
     while (this.inFlight < this.opts.concurrency && !this.abort.signal.aborted) {
       const kind = (['readings', 'scores', 'alerts'] as const).find((k) => {
         const b = this.buffers[k];
-        return b.items.length >= this.opts.batchSize || (b.items.length > 0 && (this.flushAll || now - b.since >= this.opts.lingerMs));
+        return b.values.length >= this.opts.batchSize || (b.values.length > 0 && (this.flushAll || now - b.since >= this.opts.lingerMs));
       });
       if (!kind) break;
       const buf = this.buffers[kind];
-      const batch = buf.items.splice(0, this.opts.batchSize);
+      const values = buf.values.splice(0, this.opts.batchSize);
+      const refs = buf.refs.splice(0, this.opts.batchSize);
       buf.since = now;
       this.inFlight++;
-      void this.writeBatch(kind, batch).finally(() => {
+      void this.writeBatch(kind, values, refs).finally(() => {
         this.inFlight--;
         this.pump();
       });
@@ -231,7 +240,7 @@ export class StorageWriter {
   private armLinger(now: number): void {
     if (this.lingerTimer || this.abort.signal.aborted) return;
     let due = Infinity;
-    for (const b of Object.values(this.buffers)) if (b.items.length > 0) due = Math.min(due, b.since + this.opts.lingerMs);
+    for (const b of Object.values(this.buffers)) if (b.values.length > 0) due = Math.min(due, b.since + this.opts.lingerMs);
     if (due === Infinity) return;
     this.lingerTimer = setTimeout(() => {
       this.lingerTimer = undefined;
@@ -239,8 +248,7 @@ export class StorageWriter {
     }, Math.max(0, due - now));
   }
 
-  private async writeBatch(kind: PointKind, batch: Item[]): Promise<void> {
-    const values = batch.map((i) => i.value);
+  private async writeBatch(kind: PointKind, values: PointValue[], refs: MessageRef[]): Promise<void> {
     let result: WriteResult | undefined;
     for (let attempt = 1; !this.abort.signal.aborted; attempt++) {
       const started = performance.now();
@@ -268,7 +276,7 @@ export class StorageWriter {
       }
     }
     if (!result) return; // closing: left uncommitted, replayed after restart
-    this.m.batchSize.observe({ kind }, batch.length);
+    this.m.batchSize.observe({ kind }, values.length);
     this.m.written.inc({ kind }, result.written);
     const rejectedItems = new Map<unknown, WriteResult['rejected'][number]>();
     for (const r of result.rejected) {
@@ -278,12 +286,13 @@ export class StorageWriter {
     const deadLetters: Promise<void>[] = [];
     let advanced = false;
     let finished = 0;
-    for (const item of batch) {
-      const rej = rejectedItems.size > 0 ? rejectedItems.get(item.value) : undefined;
+    for (let i = 0; i < values.length; i++) {
+      const ref = refs[i];
+      const rej = rejectedItems.size > 0 ? rejectedItems.get(values[i]) : undefined;
       if (rej && rej.code !== STORAGE_ERRORS.cardinality) {
-        deadLetters.push(this.sendDeadLetter(rej.code, rej.reason, item.record, Buffer.from(JSON.stringify(item.value))).then(() => this.finish(item.token, 1)));
+        deadLetters.push(this.sendDeadLetter(rej.code, rej.reason, ref.record, Buffer.from(JSON.stringify(values[i]))).then(() => this.finish(ref.token, 1)));
       } else {
-        if (this.tracker.done(item.token, 1)) advanced = true;
+        if (this.tracker.done(ref.token, 1)) advanced = true;
         finished++;
       }
     }
