@@ -40,6 +40,12 @@ export interface SimulatorHandle extends ComponentHandle {
   readonly labels: readonly FaultLabel[];
   readonly model: PlantModel;
   readonly stats: OutputStats;
+  /**
+   * Resolves when the run has ended (clock.durationS reached, or close()) and everything generated
+   * has been handed to the output and flushed: then `stats.readings` is the final count. E2E tests
+   * use a fixed `clock.start`, `speed: 0` and `durationS` for a known, finite set of readings.
+   */
+  readonly done: Promise<void>;
 }
 
 export async function start(config: SimulatorConfig, ctx: ComponentContext, deps: SimulatorDeps): Promise<SimulatorHandle> {
@@ -119,9 +125,16 @@ export async function start(config: SimulatorConfig, ctx: ComponentContext, deps
   });
 
   const wallStart = Date.now();
+  let done: Promise<void> = Promise.resolve();
   if (cfg.enabled) {
     await output.connect();
-    void runner.run().catch((err: unknown) => log.error({ err }, 'simulator stopped on an error'));
+    done = runner
+      .run()
+      .then(async () => {
+        // A finite run flushes as soon as it ends; close() later only disconnects.
+        await output.flush();
+      })
+      .catch((err: unknown) => log.error({ err }, 'simulator stopped on an error'));
     log.info({ machines: model.machines.length, output: cfg.output.kind, format: cfg.output.mqtt.format, url: deps.mqttUrl || cfg.output.mqtt.url }, 'simulator started');
   }
 
@@ -144,8 +157,10 @@ export async function start(config: SimulatorConfig, ctx: ComponentContext, deps
     get stats() {
       return output.stats;
     },
+    done,
   };
 }
+
 
 /** Value of a sensor at the current wall time (clean model output with noise): for Sparkplug births. */
 function valueNow(model: PlantModel, machineKey: string, sensor: string): number {

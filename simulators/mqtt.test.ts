@@ -214,4 +214,21 @@ describe('simulators > component start()', () => {
     await handle.close();
     await sub.client.endAsync();
   });
+
+  it('a finite run (fixed start, speed 0, durationS) resolves `done` once every reading is out', async () => {
+    const sub = await subscriber('plant/demo/#');
+    const handle = await start(
+      SimulatorConfig.parse({ clock: { start: '2026-01-05T06:00:00Z', speed: 0, durationS: 120 }, faults: { random: { enabled: false } }, output: { mqtt: { qos: 1, format: 'batch' } } }),
+      { logger: silentLogger(), metrics: createRegistry('simulator'), kafka: {} as KafkaClients, dataDir: mkdtempSync(join(tmpdir(), 'sim-done-')) },
+      { mqttUrl: broker.url },
+    );
+    await handle.done;
+    expect(handle.stats).toMatchObject({ readings: 120 * 25, errors: 0 });
+    const count = (g: Received[]) => g.reduce((a, m) => a + (JSON.parse(m.payload.toString()) as unknown[]).length, 0);
+    await sub.waitFor((g) => count(g) >= 120 * 25);
+    await handle.close();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(count(sub.got)).toBe(120 * 25);
+    await sub.client.endAsync();
+  });
 });

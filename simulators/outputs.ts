@@ -27,6 +27,8 @@ export interface Output {
   send(batches: MachineBatch[], nowSimMs: number): void;
   /** Resolves when the output can take more (in-flight publishes below the limit). */
   ready(): Promise<void>;
+  /** Resolves when nothing is in flight any more (written for QoS 0, acknowledged for QoS 1/2 and Kafka). */
+  flush(): Promise<void>;
   /** Flushes what was accepted, then disconnects. Idempotent. */
   close(): Promise<void>;
 }
@@ -236,6 +238,11 @@ export class MqttOutput implements Output {
     return this.conns.reduce((a, c) => a + c.pending, 0);
   }
 
+  async flush(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.pending > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  }
+
   close(): Promise<void> {
     return (this.closed ??= (async () => {
       await Promise.all(
@@ -318,6 +325,10 @@ export class KafkaOutput implements Output {
     while (this.inflight.length >= 4) await Promise.race(this.inflight);
   }
 
+  async flush(): Promise<void> {
+    while (this.inflight.length > 0) await Promise.all(this.inflight);
+  }
+
   close(): Promise<void> {
     return (this.closed ??= (async () => {
       await Promise.all(this.inflight);
@@ -358,6 +369,9 @@ export class StreamOutput implements Output {
     if (this.waiting) await this.waiting;
     this.waiting = undefined;
   }
+  flush(): Promise<void> {
+    return this.ready();
+  }
   async close(): Promise<void> {}
 }
 
@@ -374,5 +388,6 @@ export class NullOutput implements Output {
     }
   }
   async ready(): Promise<void> {}
+  async flush(): Promise<void> {}
   async close(): Promise<void> {}
 }

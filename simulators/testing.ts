@@ -54,6 +54,7 @@ export class CaptureOutput implements Output {
     }
   }
   async ready(): Promise<void> {}
+  async flush(): Promise<void> {}
   async close(): Promise<void> {}
   of(path: string): (Emission & { machineKey: string })[] {
     return this.emissions.filter((e) => e.sensor.path === path);
