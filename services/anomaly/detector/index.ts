@@ -177,6 +177,8 @@ class SensorState {
   run = 0;
   runMax = 0;
   lastSeen = 0;
+  /** Value of the detector's touch counter when this stream last moved to the LRU tail (not checkpointed). */
+  touchSeq = 0;
   novelty: NoveltyMemory;
   nov: Hist = newHist();
   /** Seasonal profile: per phase bin of the period, EWMA of the value and of its absolute deviation. */
@@ -236,7 +238,7 @@ class SensorState {
   }
 
   toJson(): SensorStateJson {
-    const { ring, short, pat, novelty, seasonMean, seasonDev, seasonN, machineKey: _mk, ...rest } = this;
+    const { ring, short, pat, novelty, seasonMean, seasonDev, seasonN, machineKey: _mk, touchSeq: _ts, ...rest } = this;
     return {
       ...rest,
       ring: Array.from(ring),
@@ -432,19 +434,29 @@ export async function createDetector(
   let lastIdleSweep = now();
   const normAlpha = 1 / cfg.normWindow;
   const patScratch = new Float64Array(cfg.novelty.dim);
+  const lruSlack = Math.max(1, Math.floor(cfg.maxStreams / 8));
+  let touchSeq = 0;
   const histAlpha = 1 / cfg.historyWindow;
 
-  function touchStream(r: Reading): SensorState {
+  function touchStream(r: Reading, t: number): SensorState {
     const key = `${r.site}/${r.line}/${r.machine}/${r.sensor}`;
     let st = streams.get(key);
+    touchSeq++;
     if (st) {
-      streams.delete(key); // re-insert: Map order is the LRU order
+      // Map order is the LRU order. Moving a key costs a delete and an insert, so a stream touched
+      // within the last eighth of capacity stays where it is (it is nowhere near eviction).
+      if (touchSeq - st.touchSeq > lruSlack) {
+        streams.delete(key);
+        streams.set(key, st);
+        st.touchSeq = touchSeq;
+      }
     } else {
       st = new SensorState(key, r.site, r.line, r.machine, r.sensor, W, K, cfg.novelty, cfg.season.bins);
       while (streams.size >= cfg.maxStreams) evictOldest();
+      streams.set(key, st);
+      st.touchSeq = touchSeq;
     }
-    streams.set(key, st);
-    st.lastSeen = now();
+    st.lastSeen = t;
     return st;
   }
 
@@ -578,6 +590,7 @@ export async function createDetector(
 
   async function scoreBatch(readings: Reading[]): Promise<ScoreOutput> {
     sweepIdle();
+    const batchNow = now();
     const out: ScoreOutput = { sensor: [], machine: [], rejected: [] };
     const pending: Pending[] = [];
     const xs = new Float32Array(readings.length * F);
@@ -590,7 +603,7 @@ export async function createDetector(
         out.rejected.push({ reading: r, reason: 'value and ts must be finite numbers' });
         continue;
       }
-      const st = touchStream(r);
+      const st = touchStream(r, batchNow);
       if (st.n > 0 && r.ts <= st.lastTs) {
         if (st.recentTs.includes(r.ts)) {
           out.rejected.push({ reading: r, reason: 'duplicate: a reading with this timestamp was already scored' });
