@@ -92,6 +92,25 @@ describeWith(['influxd'], 'services/storage writer on Kafka → InfluxDB 1.6', (
     await handle.close();
   }, 120_000 + OUTAGE_MS);
 
+  it('starts while InfluxDB is down, sets the database up once it answers, and loses nothing', async () => {
+    const db = 'late';
+    const groupId = 'storage-late';
+    await influxd.stop();
+    const handle = await start(StorageConfig.parse({ httpPort: 0, groupId, lingerMs: 20, retryInitialDelayMs: 100, retryMaxDelayMs: 500, requestTimeoutMs: 2000 }), { logger: silentLogger(), metrics: createRegistry('storage'), kafka: broker.kafka, dataDir: '/nonexistent' }, { url: `${influxd.baseUrl}/${db}` });
+    const producer = broker.kafka.producer();
+    await producer.connect();
+    const base = Date.now() - 60_000;
+    const stream = startStream(producer, { base, perTick: 5, tickMs: 20, maxRecords: 200 });
+    await new Promise((r) => setTimeout(r, 1500));
+    await influxd.start();
+    const sent = await stream.stop();
+    expect(await waitForCount(db, sent * SENSORS_PER_RECORD, 30_000)).toBe(sent * SENSORS_PER_RECORD);
+    const cqs = await influxd.query('SHOW CONTINUOUS QUERIES');
+    expect(cqs.results[0].series!.find((s) => s.name === db)!.values).toHaveLength(4);
+    await producer.disconnect();
+    await handle.close();
+  });
+
   it('points InfluxDB refuses (400) are dead-lettered and counted, the rest of the batch is stored', async () => {
     const db = 'conflict';
     const groupId = 'storage-conflict';
