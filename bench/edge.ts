@@ -294,8 +294,11 @@ async function main(): Promise<void> {
   await ensureTopics(kafka, [...PLATFORM_TOPICS, { topic: 'bench.raw', numPartitions: 6 }]);
 
   const rows: Row[] = [];
+  const progress = (r: Row) => console.error(`  … ${r.name} QoS ${r.qos} ×${r.batch}: ${Math.round(r.readingsPerSec)} readings/s`);
   const rawK1 = await rawKafka(kafka, 1, n(100_000));
+  progress(rawK1);
   const rawK10 = await rawKafka(kafka, 10, n(30_000));
+  progress(rawK10);
   rows.push(rawK1, rawK10);
 
   const mqttRunner = await spawnRunner('edge/testdata/mqtt-runner.ts', { MQTT_PORT: '0' });
@@ -309,6 +312,7 @@ async function main(): Promise<void> {
     [1, 10, n(20_000)],
   ] as const) {
     const r = await rawMqtt(rawUrl, qos, batch, msgs);
+    progress(r);
     rawM[`${qos}/${batch}`] = r;
     rows.push(r);
   }
@@ -325,6 +329,7 @@ async function main(): Promise<void> {
     [1, 10, n(20_000)],
   ] as const) {
     const r = await bridgeRun(mqttUrl, httpUrl, qos, batch, msgs);
+    progress(r);
     const rm = rawM[`${qos}/${batch}`];
     const rk = batch === 1 ? rawK1 : rawK10;
     const slower = rm.readingsPerSec < rk.readingsPerSec ? rm : rk;
@@ -366,6 +371,7 @@ async function cleanup(): Promise<void> {
 main()
   .then(cleanup, async (err) => {
     console.error(err);
+    for (const r of runners) if (r.stderr()) console.error(`runner stderr: ${r.stderr().slice(-2000)}`);
     await cleanup();
     process.exitCode = 1;
   })
