@@ -162,6 +162,25 @@ describe('simulators > MQTT output (aedes on an ephemeral port)', () => {
     await output.close();
   });
 
+  it('Sparkplug B: a dropped connection publishes the NDEATH will; the reconnect is a new session (bdSeq + 1)', async () => {
+    const cfg = plantConfig({ output: { mqtt: { format: 'sparkplug' } } });
+    const model = new PlantModel(cfg);
+    const output = new MqttOutput({ ...cfg.output.mqtt, url: broker.url }, model.machines, silentLogger(), () => 1);
+    const sub = await subscriber('spBv1.0/s/+/l2/#');
+    await output.connect();
+    await sub.waitFor((g) => g.some((m) => m.topic === 'spBv1.0/s/NBIRTH/l2'));
+    const l2 = output.clients.find((c) => c.options.clientId?.endsWith('-s-l2'))!;
+    l2.stream.destroy(); // network failure, not a clean DISCONNECT: the broker sends the will
+    await sub.waitFor((g) => g.filter((m) => m.topic === 'spBv1.0/s/NBIRTH/l2').length === 2);
+    const bdSeq = (m: Received) => Number(decodeSparkplug(m.payload).metrics?.find((x) => x.name === 'bdSeq')?.value);
+    const deaths = sub.got.filter((m) => m.topic === 'spBv1.0/s/NDEATH/l2');
+    const births = sub.got.filter((m) => m.topic === 'spBv1.0/s/NBIRTH/l2');
+    expect(deaths.map(bdSeq)).toEqual([0]);
+    expect(births.map(bdSeq)).toEqual([0, 1]);
+    await sub.client.endAsync();
+    await output.close();
+  });
+
   it('counts publish errors instead of throwing when the broker goes away', async () => {
     const lonely = await startAedes();
     const cfg = plantConfig();

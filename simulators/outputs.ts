@@ -119,8 +119,14 @@ export class MqttOutput implements Output {
     }
     // Connect in waves: hundreds of simultaneous CONNECTs can overrun a small broker's accept queue.
     const wave = 64;
-    for (let i = 0; i < groups.length; i += wave) {
-      await Promise.all(groups.slice(i, i + wave).map((g) => this.open(`${prefix}-${g.name}`, g.machines, g.sparkplug)));
+    try {
+      for (let i = 0; i < groups.length; i += wave) {
+        await Promise.all(groups.slice(i, i + wave).map((g) => this.open(`${prefix}-${g.name}`, g.machines, g.sparkplug)));
+      }
+    } catch (err) {
+      // Do not leave the connections that did open reconnecting in the background.
+      await Promise.all(this.conns.map((c) => c.client.endAsync(true).catch(() => undefined)));
+      throw err;
     }
   }
 
@@ -149,7 +155,12 @@ export class MqttOutput implements Output {
         for (const msg of node.birth(Date.now(), this.initialValues)) this.publish(conn, msg);
         client.subscribe(node.topic('NCMD'), { qos: 0 });
       });
-      client.on('close', () => node.nextSession());
+      client.on('close', () => {
+        // The next session's NDEATH will must carry the bdSeq its NBIRTH will announce.
+        node.nextSession();
+        const will = node.death();
+        client.options.will = { topic: will.topic, payload: Buffer.from(will.payload as Uint8Array), qos: 1, retain: false };
+      });
       client.on('message', (_topic, payload) => this.onNodeCommand(conn, node, payload));
     }
     await new Promise<void>((resolve, reject) => {
@@ -231,6 +242,11 @@ export class MqttOutput implements Output {
     const busy = this.conns.filter((c) => c.pending >= this.cfg.maxInflight);
     if (busy.length === 0) return Promise.resolve();
     return Promise.all(busy.map((c) => new Promise<void>((r) => c.waiters.push(r)))).then(() => undefined);
+  }
+
+  /** The MQTT clients (one per machine, per line for Sparkplug, or the pool): diagnostics and tests. */
+  get clients(): readonly MqttClient[] {
+    return this.conns.map((c) => c.client);
   }
 
   /** Publishes not yet written (QoS0) or acknowledged (QoS1/2). */
