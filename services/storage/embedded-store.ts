@@ -172,8 +172,19 @@ export class EmbeddedStore implements StorageBackend {
     return row.sid;
   }
 
+  /** Stores new series rows; on failure forgets them so the next attempt registers them again. */
   private async persistNewSeries(fresh: { key: string; row: SeriesRow }[]): Promise<void> {
     if (fresh.length === 0) return;
+    try {
+      await this.appendSeries(fresh);
+    } catch (err) {
+      for (const { key } of fresh) this.seriesByKey.delete(key);
+      this.readingSids.clear();
+      throw new StorageUnavailableError(`embedded store could not register new series: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private async appendSeries(fresh: { key: string; row: SeriesRow }[]): Promise<void> {
     const a = await this.conn('writer').createAppender('series');
     try {
       for (const { key, row } of fresh) {
