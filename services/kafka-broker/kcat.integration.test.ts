@@ -45,10 +45,27 @@ describeWith(['kcat'], 'services/kafka-broker with kcat (librdkafka)', () => {
     await producer.disconnect();
     const res = await kcat(['-C', '-b', bootstrap, '-t', 'from-kafkajs', '-e', '-q', '-f', '%o %s\n']);
     expect(res.code, res.stderr).toBe(0);
+    expect(res.stderr).not.toMatch(/PROTOERR|parse failure|ERROR/i);
     const rows = res.stdout.trim().split('\n');
     expect(rows).toHaveLength(N);
     expect(rows.map((r) => Number(r.split(' ')[0]))).toEqual(Array.from({ length: N }, (_, i) => i));
     expect(rows[N - 1]).toBe(`${N - 1} gzip-${N / 2 - 1}`);
+  });
+
+  it('kcat waits on an empty partition through long-polled empty fetches without protocol errors', async () => {
+    const admin = k.kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic: 'quiet' }] });
+    await admin.disconnect();
+    // -c 1 keeps kcat fetching (500 ms long polls, empty answers) until one message arrives.
+    const reading = kcat(['-C', '-b', bootstrap, '-t', 'quiet', '-c', '1', '-d', 'fetch,protocol']);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await kcat(['-P', '-b', bootstrap, '-t', 'quiet'], 'finally\n')).code).toBe(0);
+    const res = await reading;
+    expect(res.code).toBe(0);
+    expect(res.stdout.trim()).toBe('finally');
+    expect(res.stderr).toMatch(/Fetch/);
+    expect(res.stderr).not.toMatch(/PROTOERR|parse failure/i);
   });
 
   it('kcat -L lists the topics with their partitions', async () => {
@@ -69,6 +86,7 @@ describeWith(['kcat'], 'services/kafka-broker with kcat (librdkafka)', () => {
     expect((await kcat(['-P', '-b', bootstrap, '-t', 'grouped'], lines)).code).toBe(0);
     const first = await kcat(['-b', bootstrap, '-G', 'kcat-group', '-X', 'auto.offset.reset=earliest', '-e', '-q', 'grouped']);
     expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).not.toMatch(/PROTOERR|parse failure|ERROR/i);
     expect(first.stdout.trim().split('\n')).toHaveLength(N);
     const admin = k.kafka.admin();
     await admin.connect();
