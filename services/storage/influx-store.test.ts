@@ -20,6 +20,7 @@ interface FakeInflux {
   writes: string[][];
   queries: string[];
   answer: (lines: string[]) => WriteAnswer;
+  forbidQueries?: boolean;
   close(): Promise<void>;
 }
 
@@ -32,6 +33,11 @@ async function fakeInflux(): Promise<FakeInflux> {
       const url = new URL(req.url ?? '/', 'http://x');
       if (url.pathname === '/query') {
         fake.queries.push(url.searchParams.get('q') ?? new URLSearchParams(body).get('q') ?? '');
+        if (fake.forbidQueries) {
+          res.writeHead(403, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: 'error authorizing query: user not authorized to execute statement, requires admin privilege' }));
+          return;
+        }
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ results: [{ statement_id: 0 }] }));
         return;
@@ -69,6 +75,17 @@ describe('services/storage/influx-store write errors', () => {
     expect(fake.queries[0]).toBe('CREATE DATABASE "plant"');
     expect(fake.queries.some((q) => /CREATE RETENTION POLICY "plantwatch_raw" ON "plant" DURATION 30d REPLICATION 1 DEFAULT/.test(q))).toBe(true);
     expect(fake.queries.filter((q) => q.startsWith('CREATE CONTINUOUS QUERY'))).toHaveLength(4);
+  });
+
+  it('a user without admin rights (403 on setup statements) can still write', async () => {
+    fake = await fakeInflux();
+    const server = fake;
+    // Override /query answers: every setup statement is forbidden.
+    const forbidden = new InfluxStore(server.url, { ...DEFAULT_STORE_OPTIONS, logger: silentLogger(), embeddedPath: '', requestTimeoutMs: 2000 });
+    server.forbidQueries = true;
+    await forbidden.init();
+    expect(await forbidden.writeReadings([reading('a')])).toEqual({ written: 1, rejected: [] });
+    expect(server.writes).toHaveLength(1);
   });
 
   it('400: bisects the batch and returns only the refused points as rejected', async () => {

@@ -165,13 +165,29 @@ export class InfluxStore implements StorageBackend {
   }
 
   private async setup(): Promise<void> {
-    await this.exec(`CREATE DATABASE ${this.qdb}`);
-    await this.ensureRetentionPolicy(RAW_RP, this.opts.rawRetentionDays, true);
-    await this.ensureRetentionPolicy(ROLLUP_RP, this.opts.rollupRetentionDays, false);
-    await this.ensureContinuousQueries();
-    await this.loadSeries();
+    await this.privileged('create the database', () => this.exec(`CREATE DATABASE ${this.qdb}`));
+    await this.privileged('set up retention policies', async () => {
+      await this.ensureRetentionPolicy(RAW_RP, this.opts.rawRetentionDays, true);
+      await this.ensureRetentionPolicy(ROLLUP_RP, this.opts.rollupRetentionDays, false);
+    });
+    await this.privileged('set up continuous queries', () => this.ensureContinuousQueries());
+    await this.privileged('load known series for the cardinality guard', () => this.loadSeries());
     this.needsInit = false;
     this.logger.info({ database: this.database, rawDays: this.opts.rawRetentionDays, rollupDays: this.opts.rollupRetentionDays, series: this.guard.size }, 'influx store ready');
+  }
+
+  /**
+   * Runs a setup step that needs more than write permission. A least-privilege user (WRITE on the
+   * database only) gets 403 for it: that is logged and setup goes on, so writes are not blocked by
+   * what an administrator set up already (README › Schema lists the statements).
+   */
+  private async privileged(what: string, step: () => Promise<void>): Promise<void> {
+    try {
+      await step();
+    } catch (err) {
+      if ((err as { res?: { statusCode?: number } }).res?.statusCode !== 403) throw err;
+      this.logger.warn({ err: (err as Error).message }, `InfluxDB user may not ${what}; skipped (an administrator must run it)`);
+    }
   }
 
   private async ensureRetentionPolicy(name: string, days: number, isDefault: boolean): Promise<void> {
