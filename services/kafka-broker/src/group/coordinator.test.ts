@@ -169,6 +169,15 @@ describe('Group > coordinator', () => {
     expect(new Set(results.map((r) => r.protocolName))).toEqual(new Set(['roundrobin']));
   });
 
+  it('repeats the join answer to a retried join while the group awaits SyncGroup', async () => {
+    const a = await joinNew(co);
+    const first = await a.result;
+    const retry = await co.join(joinReq(a.id));
+    expect(retry).toMatchObject({ errorCode: 0, generationId: first.generationId, leader: a.id });
+    expect(retry.members.map((m) => m.memberId)).toEqual([a.id]);
+    expect(co.describe('g').state).toBe('CompletingRebalance');
+  });
+
   it('answers a v0–v3 join without MEMBER_ID_REQUIRED', async () => {
     const r = await co.join(joinReq('', { requireKnownMemberId: false }));
     expect(r.errorCode).toBe(0);

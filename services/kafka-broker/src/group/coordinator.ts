@@ -157,6 +157,10 @@ export class GroupCoordinator {
     if (g.state === 'Stable' && !metadataChanged && memberId !== g.leader) {
       return { errorCode: 0, generationId: g.generation, protocolName: g.protocolName, leader: g.leader ?? '', memberId, members: [] };
     }
+    // Awaiting SyncGroup, unchanged metadata: a retried join (the client missed our answer). Repeat it.
+    if (g.state === 'CompletingRebalance' && !metadataChanged) {
+      return { errorCode: 0, generationId: g.generation, protocolName: g.protocolName, leader: g.leader ?? '', memberId, members: memberId === g.leader ? this.memberList(g) : [] };
+    }
 
     const m = member;
     const result = new Promise<JoinResult>((resolve) => {
@@ -219,11 +223,7 @@ export class GroupCoordinator {
     if (!g.leader || !g.members.has(g.leader)) g.leader = g.members.keys().next().value!;
     g.state = 'CompletingRebalance';
     const now = this.now();
-    const list = [...g.members.values()].map((m) => ({
-      memberId: m.id,
-      groupInstanceId: m.groupInstanceId,
-      metadata: m.protocols.find((p) => p.name === g.protocolName)!.metadata,
-    }));
+    const list = this.memberList(g);
     for (const m of g.members.values()) {
       m.lastSeen = now;
       m.assignment = EMPTY;
@@ -232,6 +232,14 @@ export class GroupCoordinator {
       waiter({ errorCode: 0, generationId: g.generation, protocolName: g.protocolName, leader: g.leader, memberId: m.id, members: m.id === g.leader ? list : [] });
     }
     this.opts.onRebalance?.(g.id, g.generation, g.members.size);
+  }
+
+  private memberList(g: Group): JoinResult['members'] {
+    return [...g.members.values()].map((m) => ({
+      memberId: m.id,
+      groupInstanceId: m.groupInstanceId,
+      metadata: m.protocols.find((p) => p.name === g.protocolName)!.metadata,
+    }));
   }
 
   sync(groupId: string, generationId: number, memberId: string, assignments: { memberId: string; assignment: Buffer }[]): Promise<SyncResult> | SyncResult {
