@@ -33,13 +33,13 @@ describe('services > anomaly > model-store', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('round-trips every number exactly: float32 weights to a tfjs-style manifest, float64 state kept exact', () => {
+  it('round-trips every number exactly: float32 weights to a tfjs-style manifest, float64 state kept exact', async () => {
     const f32 = Array.from({ length: 300 }, (_, i) => Math.fround(Math.sin(i)));
     const f64 = Array.from({ length: 300 }, (_, i) => Math.sin(i) / 3);
     const ints = Array.from({ length: 300 }, (_, i) => i - 150);
     const typed = Float32Array.from(f32);
     const snapshot = { version: 'v', createdAt: 1, nested: [{ w: f32 }, { s: f64 }], ints, typed, small: [1.5, 2.5], 'a/b': { x: f64 } };
-    const { json, entries, buffers } = extractWeights(snapshot);
+    const { json, entries, buffers } = await extractWeights(snapshot);
     expect(entries.map((e) => [e.name, e.dtype])).toEqual([
       ['/nested/0/w', 'float32'],
       ['/nested/1/s', 'float64'],
@@ -48,9 +48,37 @@ describe('services > anomaly > model-store', () => {
       ['/a~1b/x', 'float64'],
     ]);
     expect((json as { small: number[] }).small).toEqual([1.5, 2.5]);
-    const back = insertWeights(JSON.parse(JSON.stringify(json)), entries, Buffer.concat(buffers)) as typeof snapshot;
+    const back = (await insertWeights(JSON.parse(JSON.stringify(json)), entries, Buffer.concat(buffers))) as typeof snapshot;
     expect(back).toEqual(snapshot);
     expect(back.typed).toBeInstanceOf(Float32Array);
+  });
+
+  it('stores per-stream state column by column (tiny model.json) and restores it exactly', async () => {
+    const streams = Array.from({ length: 500 }, (_, i) => ({
+      key: `s/l/m${i}/t`,
+      n: i,
+      mean: Math.sin(i) / 7,
+      min: i === 0 ? Infinity : -i,
+      flag: i % 2 === 0,
+      ring: Array.from({ length: 16 }, (_, j) => Math.cos(i + j)),
+      recent: Array.from({ length: i % 5 }, (_, j) => j),
+      nested: { a: i, b: [i] },
+      typed: Float32Array.from([i, i + 0.5]),
+    }));
+    const snapshot = { version: 'v', createdAt: 1, streams, mixed: [...streams.slice(0, 70), { other: 1 }], undef: Array.from({ length: 70 }, (_, i) => ({ a: i, b: i % 2 ? undefined : 1 })) };
+    const { json, entries, buffers } = await extractWeights(snapshot);
+    const text = JSON.stringify(json);
+    expect(text.length).toBeLessThan(JSON.stringify(snapshot).length / 4);
+    expect(entries.find((e) => e.name === '/streams/*/ring')).toMatchObject({ shape: [500, 16], dtype: 'float64' });
+    expect(entries.find((e) => e.name === '/streams/*/n')).toMatchObject({ shape: [500], dtype: 'int32' });
+    const back = (await insertWeights(JSON.parse(text), entries, Buffer.concat(buffers))) as typeof snapshot;
+    expect(back.streams).toEqual(streams);
+    expect(back.streams[0].min).toBe(Infinity);
+    expect(back.streams[3].typed).toBeInstanceOf(Float32Array);
+    // Arrays that are not uniform tables keep their JSON form (undefined fields are dropped, as JSON does).
+    expect(back.mixed[5]).toEqual(streams[5]);
+    expect(back.mixed[70]).toEqual({ other: 1 });
+    expect(back.undef).toEqual(JSON.parse(JSON.stringify(snapshot.undef)));
   });
 
   it('saves a version folder (model.json, weights.bin, metadata.json) and a restored detector scores exactly like the saved one', async () => {

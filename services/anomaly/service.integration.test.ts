@@ -115,10 +115,10 @@ describeWith([], 'services > anomaly > service (embedded Kafka)', () => {
     expect(Buffer.from(letters.find((d) => d.code === 'PAYLOAD_NOT_JSON')!.rawBase64, 'base64').toString()).toBe('not json');
 
     const metrics = await (await fetch(`${h.opsUrl}/metrics`)).text();
-    expect(metrics).toMatch(/plantwatch_anomaly_readings_scored_total\{pipeline="live"\} 240/);
-    expect(metrics).toMatch(/plantwatch_anomaly_dead_lettered_total\{pipeline="live",code="READING_INVALID"\} 2/);
-    expect(metrics).toMatch(/plantwatch_anomaly_streams_active 12/);
-    expect(metrics).toMatch(/plantwatch_anomaly_scoring_latency_seconds_count 143/);
+    expect(metrics).toMatch(/plantwatch_anomaly_readings_scored_total\{pipeline="live"[^}]*\} 240\n/);
+    expect(metrics).toMatch(/plantwatch_anomaly_dead_lettered_total\{pipeline="live",code="READING_INVALID"[^}]*\} 2\n/);
+    expect(metrics).toMatch(/plantwatch_anomaly_streams_active(\{[^}]*\})? 12\n/);
+    expect(metrics).toMatch(/plantwatch_anomaly_scoring_latency_seconds_count(\{[^}]*\})? 143\n/);
     const health = (await (await fetch(`${h.opsUrl}/healthz`)).json()) as { ok: boolean; partitions: number[] };
     expect(health.ok).toBe(true);
     expect(health.partitions).toEqual([0, 1, 2]);
@@ -248,7 +248,7 @@ describeWith([], 'services > anomaly > service (embedded Kafka)', () => {
     expect(models.versions.map((m) => m.modelVersion).sort()).toEqual([before, 'retrained-1'].sort());
     expect(models.versions.find((m) => m.modelVersion === 'retrained-1')!.origin).toBe('retrain');
     const metrics = await (await fetch(`${h.opsUrl}/metrics`)).text();
-    expect(metrics).toMatch(/plantwatch_anomaly_model_info\{model_version="retrained-1",origin="retrain"\} 1/);
+    expect(metrics).toMatch(/plantwatch_anomaly_model_info\{model_version="retrained-1",origin="retrain"[^}]*\} 1\n/);
 
     // Configured limits reach the promoted model: a rising stream gets a time-to-limit.
     const rising = Array.from({ length: 30 }, (_, i) => ({ site: 'retrain', line: 'line1', machine: 'm0', sensor: 's0', ts: t0 + 100_000 + i * 1000, value: 900 + i * 2, receivedAt: 0 }));
