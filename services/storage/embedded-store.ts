@@ -84,6 +84,7 @@ export class EmbeddedStore implements StorageBackend {
   private latestMarkedSeq = 0n;
   /** Admitted reading series → series id (hot-path cache, see SensorMap). */
   private readonly readingSids = new SensorMap<number>();
+  private readonly scoreSids = new SensorMap<number>();
   private seq = 0n;
   private readonly dirtyMinutes = { readings: new Set<number>(), scores: new Set<number>() };
   /** Highest write sequence whose minutes are in `dirtyMinutes` (per kind). */
@@ -180,6 +181,7 @@ export class EmbeddedStore implements StorageBackend {
     } catch (err) {
       for (const { key } of fresh) this.seriesByKey.delete(key);
       this.readingSids.clear();
+      this.scoreSids.clear();
       throw new StorageUnavailableError(`embedded store could not register new series: ${(err as Error).message}`, { cause: err });
     }
   }
@@ -359,11 +361,15 @@ export class EmbeddedStore implements StorageBackend {
           rejected.push({ code: STORAGE_ERRORS.tooOld, reason: `event time ${new Date(s.ts).toISOString()} is older than the raw retention (${this.opts.rawRetentionDays} d)`, item: s });
           continue;
         }
-        const measurement = s.kind === 'sensor' ? MEASUREMENTS.scores : MEASUREMENTS.machineScores;
-        const key = s.kind === 'sensor' ? sensorSeriesKey(measurement, s) : machineSeriesKey(measurement, s);
-        const before = fresh.length;
-        const sid = this.sidFor(key, measurement, s, fresh);
-        if (fresh.length > before) freshKeys.push({ key, row: fresh[fresh.length - 1] });
+        let sid = s.kind === 'sensor' ? this.scoreSids.get(s) : undefined;
+        if (sid === undefined) {
+          const measurement = s.kind === 'sensor' ? MEASUREMENTS.scores : MEASUREMENTS.machineScores;
+          const key = s.kind === 'sensor' ? sensorSeriesKey(measurement, s) : machineSeriesKey(measurement, s);
+          const before = fresh.length;
+          sid = this.sidFor(key, measurement, s, fresh);
+          if (fresh.length > before) freshKeys.push({ key, row: fresh[fresh.length - 1] });
+          if (sid !== undefined && s.kind === 'sensor') this.scoreSids.set(s, sid);
+        }
         if (sid === undefined) {
           rejected.push({ code: STORAGE_ERRORS.cardinality, reason: 'new series beyond the cardinality limit', item: s });
           continue;

@@ -120,6 +120,7 @@ export class InfluxStore implements StorageBackend {
   private closed = false;
   /** Admitted reading series → their line-protocol key (hot-path cache, see SensorMap). */
   private readonly readingKeys = new SensorMap<string>();
+  private readonly scoreKeys = new SensorMap<string>();
 
   constructor(
     url: string,
@@ -249,6 +250,7 @@ export class InfluxStore implements StorageBackend {
   private async loadSeries(): Promise<void> {
     this.guard.clear();
     this.readingKeys.clear();
+    this.scoreKeys.clear();
     const measurements = [MEASUREMENTS.readings, MEASUREMENTS.scores, MEASUREMENTS.machineScores, MEASUREMENTS.alerts];
     const res = await this.queryAll(`SHOW SERIES ON ${this.qdb} FROM ${measurements.map(quoteIdent).join(', ')}`);
     for (const s of res[0] ?? []) {
@@ -302,13 +304,17 @@ export class InfluxStore implements StorageBackend {
         rejected.push({ code: STORAGE_ERRORS.tooOld, reason: `event time ${new Date(s.ts).toISOString()} is older than the raw retention (${this.opts.rawRetentionDays} d)`, item: s });
         continue;
       }
-      const measurement = s.kind === 'sensor' ? MEASUREMENTS.scores : MEASUREMENTS.machineScores;
-      const key = s.kind === 'sensor' ? sensorSeriesKey(measurement, s) : machineSeriesKey(measurement, s);
-      if (!this.guard.admit(measurement, key, s)) {
-        rejected.push({ code: STORAGE_ERRORS.cardinality, reason: 'new series beyond the cardinality limit', item: s });
-        continue;
+      let key = s.kind === 'sensor' ? this.scoreKeys.get(s) : undefined;
+      if (key === undefined) {
+        const measurement = s.kind === 'sensor' ? MEASUREMENTS.scores : MEASUREMENTS.machineScores;
+        key = s.kind === 'sensor' ? sensorSeriesKey(measurement, s) : machineSeriesKey(measurement, s);
+        if (!this.guard.admit(measurement, key, s)) {
+          rejected.push({ code: STORAGE_ERRORS.cardinality, reason: 'new series beyond the cardinality limit', item: s });
+          continue;
+        }
+        if (s.kind === 'sensor') this.scoreKeys.set(s, key);
       }
-      lines.push(s.kind === 'sensor' ? sensorScoreLine(s) : machineScoreLine(s));
+      lines.push(s.kind === 'sensor' ? sensorScoreLine(s, key) : machineScoreLine(s));
       items.push(s);
       if (s.kind === 'sensor') sensorScores.push(s);
     }

@@ -85,9 +85,9 @@ export function readingLine(r: Reading, seriesKey = sensorSeriesKey(MEASUREMENTS
   return `${line},received_at=${int(r.receivedAt)} ${r.ts}`;
 }
 
-export function sensorScoreLine(s: SensorScore): string {
+export function sensorScoreLine(s: SensorScore, seriesKey = sensorSeriesKey(MEASUREMENTS.scores, s)): string {
   let line =
-    `${MEASUREMENTS.scores},line=${escapeTag(s.line)},machine=${escapeTag(s.machine)},sensor=${escapeTag(s.sensor)},site=${escapeTag(s.site)} ` +
+    `${seriesKey} ` +
     `value=${float(s.value)},predicted=${float(s.predicted)},lower=${float(s.lower)},upper=${float(s.upper)},raw_score=${float(s.rawScore)},likelihood=${float(s.likelihood)}` +
     `,model_version=${stringField(s.modelVersion)},warming_up=${s.warmingUp}`;
   if (s.forecast) {
