@@ -15,7 +15,12 @@ export function createRegistry(component: string, collectDefaults = false): clie
   return registry;
 }
 
+/**
+ * Prometheus text for several registries. Each registry renders itself so its default labels
+ * (`component`) stay on every sample; `Registry.merge` would drop them. Metric names differ per
+ * component (prefix), so the concatenation is a valid exposition.
+ */
 export async function renderMetrics(registries: client.Registry[]): Promise<{ contentType: string; body: string }> {
-  const merged = client.Registry.merge(registries);
-  return { contentType: merged.contentType, body: await merged.metrics() };
+  const parts = await Promise.all([...new Set(registries)].map((r) => r.metrics()));
+  return { contentType: client.Registry.PROMETHEUS_CONTENT_TYPE, body: parts.filter((p) => p.length > 0).join('\n') };
 }

@@ -113,7 +113,11 @@ export async function startPlatform(opts: StartOptions = {}): Promise<PlatformHa
 
     let mqttUrl: string | undefined;
     if (wanted.has('edge')) {
-      const edgeConfig = config.mqtt.url ? { ...config.edge, mode: 'client' as const, client: { ...config.edge.client, url: config.mqtt.url, username: config.mqtt.username ?? config.edge.client.username, password: config.mqtt.password ?? config.edge.client.password } } : config.edge;
+      // MQTT_URL (top-level `mqtt`) turns the edge into a client of that broker; edge.client.* may refine it.
+      const c = config.edge.client;
+      const edgeConfig = config.mqtt.url
+        ? { ...config.edge, mode: 'client' as const, client: { ...c, url: config.mqtt.url, username: config.mqtt.username ?? c.username, password: config.mqtt.password ?? c.password, tls: config.mqtt.tls ?? c.tls } }
+        : config.edge;
       const h = add('edge', await edge.start(edgeConfig, ctxFor('edge')));
       mqttUrl = config.mqtt.url || h.mqttUrl;
     }
