@@ -199,8 +199,7 @@ async function waitScored(opsUrl: string, target: number, timeoutMs: number): Pr
     const s = await scrape(opsUrl);
     if (s.scored >= target) return performance.now();
     if (Date.now() > deadline) throw new Error(`service scored ${s.scored} of ${target} within ${timeoutMs} ms`);
-    // Not too often: the state_bytes gauge walks every stream.
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 
