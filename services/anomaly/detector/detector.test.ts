@@ -191,3 +191,15 @@ describe('services > anomaly > detector', () => {
     expect(det.streamCount()).toBe(10);
   });
 });
+
+describe('services > anomaly > detector > stats', () => {
+  it('surprise is 0 for a perfect prediction and grows without saturating', async () => {
+    const { twoSidedSurprise, chiSquareSurprise } = await import('./stats.ts');
+    expect(twoSidedSurprise(0)).toBe(0);
+    expect(twoSidedSurprise(1.959964)).toBeCloseTo(-Math.log10(0.05), 3);
+    expect(twoSidedSurprise(10)).toBeGreaterThan(twoSidedSurprise(5));
+    expect(twoSidedSurprise(100)).toBeGreaterThan(twoSidedSurprise(50));
+    expect(chiSquareSurprise(3.841, 1)).toBeCloseTo(-Math.log10(0.05), 2);
+    expect(chiSquareSurprise(500, 4)).toBeGreaterThan(chiSquareSurprise(100, 4));
+  });
+});

@@ -30,7 +30,8 @@ export function normalTail(z: number): number {
  */
 export function twoSidedSurprise(z: number): number {
   const a = Math.abs(z);
-  if (a < 5) return -Math.log10(Math.max(2 * normalTail(a), 1e-300));
+  // clamped: the erfc fit is 3e-8 above 1 at 0, which would make a perfect prediction "negative surprise"
+  if (a < 5) return Math.max(0, -Math.log10(Math.max(2 * normalTail(a), 1e-300)));
   // Mills-ratio asymptote of log(2Q(a)).
   const logP = Math.log(2) - (a * a) / 2 - Math.log(a * Math.sqrt(2 * Math.PI)) + Math.log(1 - 1 / (a * a) + 3 / (a * a * a * a));
   return -logP / LN10;
