@@ -21,7 +21,8 @@ import { fileURLToPath } from 'node:url';
 import { createKafkaClients } from '../common/kafka.ts';
 import { KafkaClientConfig } from '../common/config/fragments.ts';
 import { silentLogger } from '../common/logger.ts';
-import { cpuSeconds, runTimed } from './lib/broker-proc.ts';
+import { cpuSeconds, hasCommand, runTimed } from './lib/broker-proc.ts';
+
 import { summariseProfile, startClientProfile } from './lib/broker-profile.ts';
 
 const args = new Set(process.argv.slice(2));
@@ -250,12 +251,15 @@ async function main(): Promise<void> {
     ['kafkajs', 100, Math.round(200_000 * scale)],
     ['kafkajs', 1024, Math.round(100_000 * scale)],
   ];
+  const haveKcat = hasCommand('kcat');
+  if (!haveKcat) console.log('kcat not on PATH (apt-get install kcat): kcat rows skipped');
   const rows: Row[] = [];
   if (profile) {
     mkdirSync(resultsDir, { recursive: true });
     for (const f of readdirSync(resultsDir).filter((x) => /^(broker|client)-profile/.test(x))) rmSync(join(resultsDir, f));
   }
   for (const [client, size, count] of plan) {
+    if (client === 'kcat' && !haveKcat) continue;
     process.stderr.write(`running ${client} ${size} B x ${count}...\n`);
     rows.push(...(client === 'kcat' ? await kcatRun(size, count) : await kafkajsRun(size, count)));
   }

@@ -1,5 +1,5 @@
 /** Process helpers for bench/broker.ts: CPU time of a process from /proc, child runners. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 
 const TICKS_PER_SECOND = 100; // Linux USER_HZ
@@ -35,5 +35,16 @@ export function runTimed(cmd: string, args: string[], stdinFile?: string): Promi
       clearInterval(sampler);
       resolve({ seconds: (performance.now() - started) / 1000, cpu, stderr, code });
     });
+  });
+}
+
+/** True if `cmd` is on PATH. */
+export function hasCommand(cmd: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((dir) => {
+    try {
+      return statSync(`${dir}/${cmd}`).isFile();
+    } catch {
+      return false;
+    }
   });
 }
