@@ -105,6 +105,28 @@ describeWith(['chromium'], 'dashboards > browser', () => {
     }
   });
 
+  it('shows the offline banner when the server drops the connection, then resumes live without losing data', async () => {
+    await page.goto(`${h.url}/#/machine/plant1/stamping/press-01`);
+    const chart = page.locator('.chart-card[data-sensor=pressure]');
+    await page.waitForSelector('.chart-card[data-sensor=pressure] canvas');
+    await expect.poll(() => page.getAttribute('body', 'data-conn')).toBe('live');
+    const droppedAt = Date.now();
+    h.tg.gw.io.disconnectSockets(true);
+    await expect.poll(() => page.getAttribute('body', 'data-conn'), { timeout: 5000 }).toBe('offline');
+    expect(await page.textContent('.banner')).toContain('NOT live');
+    await page.screenshot({ path: join(ARTIFACTS, 'machine-offline.png') });
+    await expect.poll(() => page.getAttribute('body', 'data-conn'), { timeout: 15_000 }).toBe('live');
+    const backAt = Date.now();
+    expect(backAt - droppedAt).toBeGreaterThan(1000); // really was offline for a while
+    expect(await page.isVisible('.banner')).toBe(false);
+    // Every reading published around and during the outage is on the chart (re-subscribed with cursors).
+    await page.waitForTimeout(1500);
+    const want = h.publishedTs.filter((t) => t > droppedAt - 3000 && t < backAt + 500);
+    const onChart = new Set(((await chart.getAttribute('data-recent-ts')) ?? '').split(',').map(Number));
+    expect(want.length).toBeGreaterThan(4);
+    expect(want.filter((t) => !onChart.has(t))).toEqual([]);
+  });
+
   it('shows a stale banner when live data stops and clears it when data returns', async () => {
     await page.goto(`${h.url}/#/`);
     await page.waitForSelector('.tile');

@@ -119,6 +119,8 @@ export class SensorChart {
     sc.className = `chart-score ${lastScore === null || this.warmingUp ? 'learning' : lastScore >= 0.9 ? 'critical' : lastScore >= 0.7 ? 'warning' : 'ok'}`;
     this.el.dataset.points = String(n);
     this.el.dataset.lastTs = n ? String(this.keys[lastIdx]) : '';
+    // The last minute's event times, for tests and debugging (a hole in live data shows here).
+    this.el.dataset.recentTs = this.keys.filter((k) => k > now - 60_000).join(',');
     const first = n ? this.keys[0] : now;
     const from = this.fitToData ? Math.max(cutoff, Math.min(first, now - 60_000)) : cutoff;
     const scaleX = { min: from / 1000, max: now / 1000 };

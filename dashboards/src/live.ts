@@ -94,9 +94,11 @@ export class LiveClient {
       for (const s of this.subs) void s.send(this.socket);
       this.emit();
     });
-    this.socket.on('disconnect', () => {
+    this.socket.on('disconnect', (reason: string) => {
       this.state = 'offline';
       this.disconnectedAt ??= Date.now();
+      // A server-side disconnect (restart, instance drained) is not retried by socket.io itself.
+      if (reason === 'io server disconnect') setTimeout(() => this.socket.connect(), 1500 + Math.random() * 1000);
       this.emit();
     });
     this.socket.on('connect_error', (err: Error) => {

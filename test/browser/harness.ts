@@ -22,6 +22,8 @@ export interface Harness {
   viewerToken: string;
   machines: string[];
   tg: TestGateway;
+  /** Event times of every live tick published so far (all machines share them). */
+  publishedTs: number[];
   injectFault(machine: string, sensor?: string): void;
   clearFault(machine: string): void;
   /** Stops publishing (the UI should show the stale banner). */
@@ -44,6 +46,7 @@ export async function startHarness(opts: { machines?: string[]; periodMs?: numbe
   const faults = new Map<string, { sensor: string; since: number }>();
   const highSince = new Map<string, number>();
   let paused = false;
+  const publishedTs: number[] = [];
 
   const sample = (m: string, s: (typeof SENSORS)[number], ts: number, i: number): { value: number; predicted: number } => {
     const phase = (machines.indexOf(m) + 1) * 0.7;
@@ -99,7 +102,9 @@ export async function startHarness(opts: { machines?: string[]; periodMs?: numbe
   }
   const timer = setInterval(() => {
     if (paused) return;
-    const { readings, scores } = tick(Date.now(), true);
+    const ts = Date.now();
+    publishedTs.push(ts);
+    const { readings, scores } = tick(ts, true);
     tg.live.readings(readings);
     tg.live.scores(scores);
     // The storage writer lags the live stream a little.
@@ -112,6 +117,7 @@ export async function startHarness(opts: { machines?: string[]; periodMs?: numbe
     viewerToken: VIEWER_TOKEN,
     machines,
     tg,
+    publishedTs,
     injectFault: (m, sensor = 'temperature') => void faults.set(m, { sensor, since: Date.now() }),
     clearFault: (m) => void faults.delete(m),
     pause: () => {
