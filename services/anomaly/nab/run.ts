@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import type { Reading } from '../../../common/messages.ts';
 import { createDetector, DetectorConfig } from '../detector/index.ts';
 import { backendName, initTf } from '../tf.ts';
-import { defaultCorpusDir, loadCorpus, loadProfiles, PROFILE_NAMES, type NabFile } from './corpus.ts';
+import { defaultCorpusDir, loadCorpus, loadProfiles, loadReference, PROFILE_NAMES, type NabFile } from './corpus.ts';
 import { byCategory, scoreCorpus } from './scorer.ts';
 
 export async function detectFile(file: NabFile, config: DetectorConfig, chunk: number): Promise<Float64Array> {
@@ -50,6 +50,7 @@ async function main(): Promise<void> {
       chunk: { type: 'string', default: '64' },
       filter: { type: 'string' },
       out: { type: 'string' },
+      csv: { type: 'string' },
     },
   });
   const dir = args.corpus ?? defaultCorpusDir();
@@ -77,14 +78,34 @@ async function main(): Promise<void> {
   const seconds = (performance.now() - t0) / 1000;
   console.log(`NAB corpus: ${files.length} files, ${rows} rows, ${scored.reduce((s, f) => s + f.windows.length, 0)} windows; detector ${config.modelVersion} (tfjs ${backendName}), chunk ${chunk}`);
   console.log(`detector run time: ${seconds.toFixed(1)} s (${Math.round(rows / seconds)} rows/s)\n`);
-  console.log('| profile | score | threshold | TP | FP | FN |');
-  console.log('|---|---|---|---|---|---|');
   const results = PROFILE_NAMES.map((p) => ({ p, r: scoreCorpus(scored, profiles[p]) }));
-  for (const { p, r } of results) {
-    const tp = r.files.reduce((s, f) => s + f.tp, 0);
-    const fp = r.files.reduce((s, f) => s + f.fp, 0);
-    const fn = r.files.reduce((s, f) => s + f.fn, 0);
-    console.log(`| ${p} | ${r.score.toFixed(2)} | ${r.threshold.toPrecision(6)} | ${tp} | ${fp} | ${fn} |`);
+  // Baselines scored by the same scorer in the same run: published detectors' outputs (when the
+  // full corpus is run and their outputs are available).
+  const baselines: Array<{ name: string; scores: Record<string, number> }> = [];
+  if (!args.filter) {
+    for (const det of ['numenta', 'windowedGaussian']) {
+      try {
+        const ref = loadReference(dir, det, files);
+        const sf = files.map((f, i) => ({ name: f.name, windows: f.windows, scores: ref[i].scores }));
+        baselines.push({ name: `${det} (published outputs)`, scores: Object.fromEntries(PROFILE_NAMES.map((p) => [p, scoreCorpus(sf, profiles[p]).score])) });
+      } catch {
+        // reference outputs not vendored here: no baseline row
+      }
+    }
+  }
+  console.log('| detector | ' + PROFILE_NAMES.join(' | ') + ' | TP / FP / FN (standard) |');
+  console.log('|---|---|---|---|---|');
+  const count = (r: (typeof results)[number]['r'], k: 'tp' | 'fp' | 'fn') => r.files.reduce((s, f) => s + f[k], 0);
+  const std = results[0].r;
+  console.log(`| plantwatch ${config.modelVersion} | ${results.map(({ r }) => r.score.toFixed(2)).join(' | ')} | ${count(std, 'tp')} / ${count(std, 'fp')} / ${count(std, 'fn')} |`);
+  for (const b of baselines) console.log(`| ${b.name} | ${PROFILE_NAMES.map((p) => b.scores[p].toFixed(2)).join(' | ')} | |`);
+  console.log(`\nthresholds: ${results.map(({ p, r }) => `${p} ${r.threshold.toPrecision(6)}`).join(', ')}`);
+  if (args.csv) {
+    const rows = [['detector', ...PROFILE_NAMES, 'seconds'].join(',')];
+    rows.push([`plantwatch-${config.modelVersion}`, ...results.map(({ r }) => r.score.toFixed(4)), seconds.toFixed(1)].join(','));
+    for (const b of baselines) rows.push([b.name.split(' ')[0], ...PROFILE_NAMES.map((p) => b.scores[p].toFixed(4)), ''].join(','));
+    mkdirSync(dirname(args.csv), { recursive: true });
+    writeFileSync(args.csv, rows.join('\n') + '\n');
   }
   console.log('\n| category | files | windows | ' + PROFILE_NAMES.join(' | ') + ' |');
   console.log('|---|---|---|' + PROFILE_NAMES.map(() => '---').join('|') + '|');
