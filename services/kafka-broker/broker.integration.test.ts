@@ -260,3 +260,33 @@ describe('services/kafka-broker fsync policy always', () => {
     }
   });
 });
+
+describe('services/kafka-broker idempotent producer across a restart', () => {
+  it('recognises a batch retried after the broker restarted and does not store it twice', async () => {
+    const k = await startTestBroker({ keepData: true });
+    const dataDir = k.dataDir;
+    const batch = buildBatch([{ value: 'exactly-once' }], { producerId: 9001, producerEpoch: 0, baseSequence: 0 });
+    try {
+      const c1 = await ProtocolClient.connect(k.brokers[0]);
+      await c1.request(Metadata, 4, { topics: [{ name: 'retry' }], allowAutoTopicCreation: true });
+      const first = await c1.request<ProduceResponse>(Produce, 7, produceReq('retry', Buffer.from(batch)));
+      expect(first.responses[0].partitionResponses[0]).toMatchObject({ errorCode: 0, baseOffset: 0 });
+      c1.close();
+      await k.close();
+      const k2 = await startTestBroker({ dataDir });
+      try {
+        const c2 = await ProtocolClient.connect(k2.brokers[0]);
+        const retried = await c2.request<ProduceResponse>(Produce, 7, produceReq('retry', Buffer.from(batch)));
+        expect(retried.responses[0].partitionResponses[0]).toMatchObject({ errorCode: 0, baseOffset: 0 });
+        const next = await c2.request<ProduceResponse>(Produce, 7, produceReq('retry', buildBatch([{ value: 'next' }], { producerId: 9001, producerEpoch: 0, baseSequence: 1 })));
+        expect(next.responses[0].partitionResponses[0]).toMatchObject({ errorCode: 0, baseOffset: 1 });
+        c2.close();
+      } finally {
+        await k2.close();
+      }
+    } finally {
+      await k.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -166,7 +166,7 @@ export class Broker implements BrokerCore {
 
   producerStates(log: PartitionLog): Map<number, ProducerState> {
     let m = this.producers.get(log);
-    if (!m) this.producers.set(log, (m = new Map()));
+    if (!m) this.producers.set(log, (m = log.recoveredProducers()));
     return m;
   }
 

@@ -144,3 +144,32 @@ describe('Log > PartitionLog', () => {
     log.close();
   });
 });
+
+describe('Log > PartitionLog idempotent producer recovery', () => {
+  it('rebuilds producer sequence state from the active segment on open', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'plantwatch-plog-pid-'));
+    try {
+      const { log } = PartitionLog.open(dir, { segmentBytes: 1 << 20 });
+      for (let seq = 0; seq < 8; seq += 2) {
+        const b = buildBatch([{ value: 'a' }, { value: 'b' }], { producerId: 77, producerEpoch: 3, baseSequence: seq });
+        log.append(b, 1, Date.now());
+      }
+      log.append(buildBatch([{ value: 'plain' }]), 0, Date.now());
+      log.close();
+      const { log: again } = PartitionLog.open(dir, { segmentBytes: 1 << 20 });
+      const st = again.recoveredProducers().get(77)!;
+      expect(st.epoch).toBe(3);
+      expect(st.nextSeq).toBe(8);
+      expect(st.recent.map((r) => [r.firstSeq, r.baseOffset])).toEqual([
+        [0, 0],
+        [2, 2],
+        [4, 4],
+        [6, 6],
+      ]);
+      expect(again.recoveredProducers().size).toBe(1);
+      again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -53,6 +53,23 @@ export class PartitionLog {
     return { log, recovery };
   }
 
+  /**
+   * Sequence state of idempotent producers rebuilt from the active segment at open, so a batch
+   * retried across a broker restart is still recognised (last 5 batches per producer, as Kafka).
+   */
+  recoveredProducers(): Map<number, { epoch: number; nextSeq: number; recent: { firstSeq: number; lastSeq: number; baseOffset: number }[] }> {
+    const out = new Map<number, { epoch: number; nextSeq: number; recent: { firstSeq: number; lastSeq: number; baseOffset: number }[] }>();
+    for (const b of this.active.scannedProducerBatches) {
+      let st = out.get(b.producerId);
+      if (!st || b.epoch > st.epoch) out.set(b.producerId, (st = { epoch: b.epoch, nextSeq: 0, recent: [] }));
+      if (b.epoch < st.epoch) continue;
+      st.nextSeq = b.lastSeq + 1;
+      st.recent.push({ firstSeq: b.firstSeq, lastSeq: b.lastSeq, baseOffset: b.baseOffset });
+      if (st.recent.length > 5) st.recent.shift();
+    }
+    return out;
+  }
+
   get logStartOffset(): number {
     const first = this.segments[0];
     return first.batchCount > 0 ? first.bases[0] : first.baseOffset;

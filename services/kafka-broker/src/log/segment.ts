@@ -31,6 +31,8 @@ export class Segment {
   readonly positions: number[] = [];
   readonly maxTimestamps: number[] = [];
   dirty = false;
+  /** Idempotent-producer batches seen by the last recovery scan, oldest first (to rebuild sequence state). */
+  readonly scannedProducerBatches: { producerId: number; epoch: number; firstSeq: number; lastSeq: number; baseOffset: number }[] = [];
   private readonly entry = Buffer.alloc(INDEX_ENTRY_SIZE);
 
   private constructor(
@@ -114,6 +116,7 @@ export class Segment {
 
   private scan(): RecoveryReport {
     this.resetIndex();
+    this.scannedProducerBatches.length = 0;
     let pos = 0;
     let validEnd = 0; // end of the last whole, valid batch
     let reason: string | undefined;
@@ -155,6 +158,11 @@ export class Segment {
         this.lasts.push(base + readLastOffsetDelta(chunk, at));
         this.positions.push(pos + at);
         this.maxTimestamps.push(readMaxTimestamp(chunk, at));
+        const producerId = readBaseOffset(chunk, at + 43);
+        if (producerId >= 0) {
+          const firstSeq = chunk.readInt32BE(at + 53);
+          this.scannedProducerBatches.push({ producerId, epoch: chunk.readInt16BE(at + 51), firstSeq, lastSeq: firstSeq + readLastOffsetDelta(chunk, at), baseOffset: base });
+        }
         at += batchSize;
         validEnd = pos + at;
       }
