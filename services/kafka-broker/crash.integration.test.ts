@@ -99,7 +99,7 @@ describe('services/kafka-broker crash safety (SIGKILL)', () => {
     await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: 2 }] });
     await admin.disconnect();
     const round1 = await streamUntilKilled(first, 0);
-    expect(round1.acked.length).toBeGreaterThan(1000);
+    expect(round1.acked.length).toBeGreaterThan(100); // several hundred to thousands, depending on machine load
 
     const second = await startChildBroker(['--port', '0', '--data-dir', dataDir]);
     const got1 = await readAll(second.bootstrap, 'reader-1');
