@@ -110,6 +110,18 @@ describe('services > anomaly > detector', () => {
     expect(after.map((s) => s.predicted)).toEqual(cleanScores.slice(1000).map((s) => s.predicted));
   });
 
+  it('scores bad-quality readings without learning from them', async () => {
+    const rs = syntheticStream({ length: 1500, at: 1500, injection: 'none', seed: 4 });
+    const clean = await feed(await detector(), rs);
+    const det = await detector();
+    await feed(det, rs.slice(0, 1000));
+    const bad = await det.scoreBatch([{ ...rs[999], ts: rs[999].ts + 1, value: 1e6, quality: 'bad' }]);
+    expect(bad.sensor).toHaveLength(1);
+    expect(bad.sensor[0].rawScore).toBeGreaterThan(10);
+    const after = await feed(det, rs.slice(1000));
+    expect(after.map((s) => s.likelihood)).toEqual(clean.slice(1000).map((s) => s.likelihood));
+  });
+
   it('handles gaps and irregular sampling: no extra alarms, every reading scored', async () => {
     for (const seed of [5, 6]) {
       const rs = syntheticStream({ length: 3000, at: 3000, injection: 'none', seed });

@@ -376,6 +376,7 @@ class MachineState {
 interface Pending {
   reading: Reading;
   st: SensorState;
+  /** Late or bad-quality: scored against the current state, no state change. */
   late: boolean;
   /** Row in the inference batch, or -1 when the window is not full yet (persistence forecast). */
   row: number;
@@ -618,6 +619,11 @@ export async function createDetector(
         if (st.recentTs.length > RECENT_TS) st.recentTs.shift();
         continue;
       }
+      if (r.quality === 'bad') {
+        // The device itself says the value is bad: score it, but do not learn from it.
+        pending.push({ reading: r, st, late: true, row: -1, last: st.n > 0 ? st.level : r.value, scale: st.stepScale(), hasLast: st.n > 0, dtMs: 0 });
+        continue;
+      }
       const dtMs = st.n > 0 ? r.ts - st.lastTs : 0;
       if (st.n > 0 && st.dt > 0 && dtMs > cfg.gapFactor * st.dt) st.ringLen = 0; // gap: old window says nothing about now
       const scale = st.stepScale();
@@ -684,12 +690,12 @@ export async function createDetector(
       };
       const errSd = Math.max(1.2533 * st.errAbs, 1e-3 * p.scale, 1e-12);
       if (p.late) {
-        // Scored against the current state, which it must not change.
-        const e = r.value - st.level;
-        const u = twoSidedSurprise(e / errSd);
-        score.predicted = st.level;
-        score.lower = st.level - cfg.bandSigmas * errSd;
-        score.upper = st.level + cfg.bandSigmas * errSd;
+        // Late or bad-quality: scored against the current state, which it must not change.
+        const e = r.value - p.last;
+        const u = p.hasLast ? Math.min(twoSidedSurprise(e / errSd), MAX_SURPRISE) : 0;
+        score.predicted = p.last;
+        score.lower = p.last - cfg.bandSigmas * errSd;
+        score.upper = p.last + cfg.bandSigmas * errSd;
         score.rawScore = u;
         score.likelihood = cfg.calibration === 'record' ? recordLikelihood(st, u, cfg.minSurpriseSpread) : surpriseToLikelihood(st, u);
         out.sensor.push(score);
