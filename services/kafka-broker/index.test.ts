@@ -15,6 +15,21 @@ describe('services/kafka-broker', () => {
     expect(() => BrokerConfig.parse({ fsync: 'sometimes' })).toThrow();
   });
 
+  it('fails with KAFKA_BROKER_LISTEN_FAILED when the port is taken', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'plantwatch-broker-busy-'));
+    const ctx = { logger: silentLogger(), metrics: createRegistry('kafka-broker'), dataDir: root };
+    const first = await start(BrokerConfig.parse({ port: 0, httpPort: null, dataDir: 'a' }), ctx);
+    try {
+      await expect(start(BrokerConfig.parse({ port: first.port, httpPort: null, dataDir: 'b' }), { ...ctx, metrics: createRegistry('kafka-broker') })).rejects.toMatchObject({
+        code: 'KAFKA_BROKER_LISTEN_FAILED',
+        retriable: false,
+      });
+    } finally {
+      await first.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it('resolves a relative dataDir against ctx.dataDir, and close() is idempotent', async () => {
     const root = mkdtempSync(join(tmpdir(), 'plantwatch-broker-ctx-'));
     try {

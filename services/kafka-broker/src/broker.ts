@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../../common/logger.ts';
+import { PlatformError } from '../../../common/errors.ts';
 import type { Registry } from '../../../common/metrics.ts';
 import type { BrokerConfig } from '../config.schema.ts';
 import { API_BY_KEY, APIS, ApiVersions, CreateTopics, DeleteTopics, DescribeGroups, Fetch, FindCoordinator, Heartbeat, InitProducerId, JoinGroup, LeaveGroup, ListGroups, ListOffsets, Metadata, OffsetCommit, OffsetFetch, Produce, SyncGroup, type ApiDef } from './protocol/index.ts';
@@ -151,9 +152,25 @@ export class Broker implements BrokerCore {
   }
 
   async start(): Promise<{ host: string; port: number }> {
-    this.logs.open();
-    this.offsets.open();
-    const bound = await this.server.listen();
+    try {
+      this.logs.open();
+      this.offsets.open();
+    } catch (err) {
+      throw new PlatformError('KAFKA_BROKER_DATA_DIR', `cannot open the broker data dir ${this.dataDir}: ${(err as Error).message}`, { retriable: false, cause: err, context: { dataDir: this.dataDir } });
+    }
+    let bound: { host: string; port: number };
+    try {
+      bound = await this.server.listen();
+    } catch (err) {
+      this.logs.close();
+      this.offsets.close();
+      this.groups.close();
+      throw new PlatformError('KAFKA_BROKER_LISTEN_FAILED', `cannot listen on ${this.config.host}:${this.config.port}: ${(err as Error).message}`, {
+        retriable: false,
+        cause: err,
+        context: { host: this.config.host, port: this.config.port },
+      });
+    }
     const host = this.config.advertisedHost ?? (this.config.host === '0.0.0.0' || this.config.host === '::' ? '127.0.0.1' : this.config.host);
     this.advertised = { host, port: this.config.advertisedPort ?? bound.port };
     this.logger.info({ host: bound.host, port: bound.port, advertised: `${host}:${bound.port}`, dataDir: this.dataDir, topics: this.logs.topics.size }, 'kafka broker listening');
