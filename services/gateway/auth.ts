@@ -44,15 +44,23 @@ export class Authenticator {
   private readonly tokens: { token: string; role: Role; name: string }[];
   private readonly secret: Buffer;
 
-  constructor(private readonly cfg: GatewayConfig['auth'], now: () => number = Date.now) {
+  /**
+   * `persisted` keeps the generated demo token and session key across restarts (the platform passes
+   * files under its data dir), so a wall screen stays signed in when `npm start` is restarted.
+   */
+  constructor(
+    private readonly cfg: GatewayConfig['auth'],
+    now: () => number = Date.now,
+    persisted: { demoToken?: string; sessionSecret?: string } = {},
+  ) {
     this.now = now;
     this.tokens = [...cfg.tokens];
     if (this.tokens.length === 0 && cfg.users.length === 0) {
       // No credentials configured: one random operator token for the demo, printed with the URL.
-      this.demoToken = `demo-${randomBytes(12).toString('base64url')}`;
+      this.demoToken = persisted.demoToken ?? generateDemoToken();
       this.tokens.push({ token: this.demoToken, role: 'operator', name: 'demo' });
     }
-    this.secret = cfg.sessionSecret ? Buffer.from(cfg.sessionSecret) : randomBytes(32);
+    this.secret = Buffer.from(cfg.sessionSecret || persisted.sessionSecret || randomBytes(32).toString('base64url'));
   }
   private readonly now: () => number;
 
@@ -114,6 +122,14 @@ export class Authenticator {
   clearCookieHeader(): string {
     return `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`;
   }
+}
+
+export function generateDemoToken(): string {
+  return `demo-${randomBytes(12).toString('base64url')}`;
+}
+
+export function generateSessionSecret(): string {
+  return randomBytes(32).toString('base64url');
 }
 
 export function canAcknowledge(p: Principal): boolean {

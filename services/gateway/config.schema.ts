@@ -23,12 +23,15 @@ const UserEntry = z.strictObject({
 });
 
 export const AuthConfig = z.strictObject({
-  /** Empty: a random operator token is generated at start, logged and returned by `start()` as `demoToken`. */
+  /**
+   * Empty (and no users): a random operator token is generated (kept in `<dataDir>/gateway/demo-token`),
+   * logged and returned by `start()` as `demoToken`.
+   */
   tokens: z.array(TokenEntry).default([]),
   /** Optional user/password logins for the login page (same roles as tokens). */
   users: z.array(UserEntry).default([]),
   /**
-   * HMAC key for session cookies. Empty: random per process (sessions end when it restarts).
+   * HMAC key for session cookies. Empty: generated once and kept in `<dataDir>/gateway/session-secret`.
    * Set the same value on every gateway instance behind one load balancer.
    */
   sessionSecret: z.string().default(''),

@@ -194,6 +194,27 @@ describe('services > gateway > http', () => {
     }
   });
 
+  it('keeps the generated demo token and session key across restarts with the same data dir', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pw-gw-data-'));
+    const boot = () =>
+      start(
+        GatewayConfig.parse({ host: '127.0.0.1', port: 0, ui: { autoBuild: false, dir } }),
+        { logger: silentLogger(), metrics: createRegistry('gateway'), kafka: undefined as never, dataDir: dir },
+        { store: new MemoryStore(), alerts: new MemoryAlerts(), live: new DirectLiveSource() },
+      );
+    const a = await boot();
+    const login = await fetch(`${a.url}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: a.demoToken }) });
+    const cookie = login.headers.get('set-cookie')!.split(';')[0];
+    await a.close();
+    const b = await boot();
+    try {
+      expect(b.demoToken).toBe(a.demoToken);
+      expect((await fetch(`${b.url}/api/me`, { headers: { cookie } })).status).toBe(200);
+    } finally {
+      await b.close();
+    }
+  });
+
   it('rejects bad config with the key named', () => {
     expect(() => GatewayConfig.parse({ port: 'x' })).toThrow(/port/);
     expect(() => GatewayConfig.parse({ live: { maxUpdatesPerSecond: 0 } })).toThrow();

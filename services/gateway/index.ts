@@ -6,6 +6,8 @@
  */
 import { hostname } from 'node:os';
 import { readFile } from 'node:fs/promises';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Server as IoServer } from 'socket.io';
 import type { ComponentContext, ComponentHandle } from '../../common/component.ts';
@@ -17,7 +19,7 @@ import { TOPICS } from '../../common/topics.ts';
 import type { TimeSeriesStore } from '../storage/store.ts';
 import type { AlertsApi } from '../alerts/api.ts';
 import { DASHBOARD_DIST, ensureDashboardBuilt } from '../../dashboards/build.ts';
-import { Authenticator } from './auth.ts';
+import { Authenticator, generateDemoToken, generateSessionSecret } from './auth.ts';
 import type { GatewayConfig } from './config.schema.ts';
 import { LiveHub, createHubMetrics } from './hub.ts';
 import { KafkaLiveSource, type LiveSource } from './live-source.ts';
@@ -59,6 +61,28 @@ function registryName(r: Registry): string | undefined {
   return (r as unknown as { _defaultLabels?: Record<string, string> })._defaultLabels?.component;
 }
 
+/**
+ * A generated secret kept in `<dataDir>/gateway/<name>` (mode 0600), so restarts keep the demo link and
+ * sessions valid. Unwritable data dir: a fresh value for this run only.
+ */
+function persistedSecret(dataDir: string, name: string, make: () => string, log: { warn: (o: object, m: string) => void }): string {
+  const file = join(dataDir, 'gateway', name);
+  try {
+    if (existsSync(file)) {
+      const v = readFileSync(file, 'utf8').trim();
+      if (v.length >= 16) return v;
+    }
+    const v = make();
+    mkdirSync(join(dataDir, 'gateway'), { recursive: true });
+    writeFileSync(file, v + '\n', { mode: 0o600 });
+    chmodSync(file, 0o600);
+    return v;
+  } catch (err) {
+    log.warn({ err, file }, 'cannot keep a generated secret in the data dir; it changes on restart');
+    return make();
+  }
+}
+
 export async function start(config: GatewayConfig, ctx: ComponentContext, deps: GatewayDeps): Promise<GatewayHandle> {
   const log = ctx.logger.child({ component: 'gateway' });
   const instanceId = config.instanceId || `${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9_.-]/g, '_');
@@ -68,7 +92,11 @@ export async function start(config: GatewayConfig, ctx: ComponentContext, deps: 
     if (b.built) log.info({ ms: b.ms, dir: uiDir }, 'dashboard UI built');
   }
 
-  const auth = new Authenticator(config.auth);
+  const needsDemo = config.auth.tokens.length === 0 && config.auth.users.length === 0;
+  const auth = new Authenticator(config.auth, Date.now, {
+    demoToken: needsDemo ? persistedSecret(ctx.dataDir, 'demo-token', generateDemoToken, log) : undefined,
+    sessionSecret: config.auth.sessionSecret ? undefined : persistedSecret(ctx.dataDir, 'session-secret', generateSessionSecret, log),
+  });
   const metrics = createHubMetrics(ctx.metrics);
   const source: LiveSource = deps.live ?? new KafkaLiveSource(ctx.kafka, `plantwatch-gateway-${instanceId}`, log);
 
