@@ -131,7 +131,7 @@ export async function startPlatform(opts: StartOptions = {}): Promise<PlatformHa
       const ctx = ctxFor('gateway');
       if (!store) {
         if (!config.influx.url) throw new ConfigError('invalid config: influx.url (INFLUX_URL): a gateway running apart from the storage writer needs InfluxDB');
-        const standalone = storage.createStore(config.influx, { logger: ctx.logger, dataDir });
+        const standalone = storage.createStore(config.influx, { ...storage.storeOptionsFromConfig(config.storage), logger: ctx.logger, dataDir });
         await standalone.init();
         started.push({ name: 'gateway-store', close: () => standalone.close() });
         store = standalone;
