@@ -126,10 +126,12 @@ export async function startEmbeddedBroker(cfg: EdgeConfig['embedded'], hooks: Br
           key: readFileSync(tls.key as string),
           ...(tls.ca ? { ca: readFileSync(tls.ca), requestCert: true, rejectUnauthorized: tls.rejectUnauthorized } : {}),
           highWaterMark: cfg.readBufferBytes,
+          noDelay: true,
         },
         broker.handle,
       )
-    : createNetServer({ highWaterMark: cfg.readBufferBytes }, broker.handle);
+    : // noDelay: small forwarded packets (PUBACKs, live subscriptions) otherwise wait ~40 ms on Nagle + delayed ACK.
+      createNetServer({ highWaterMark: cfg.readBufferBytes, noDelay: true }, broker.handle);
   await listen(server, cfg.port, cfg.host);
   const port = (server.address() as AddressInfo).port;
 
