@@ -3,6 +3,7 @@
  * The Plantwatch command line. `start` runs the whole platform; each component name runs that
  * component alone (multi-host deployments, docker-compose). Config errors print one line and exit 2.
  */
+import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { ConfigError } from '../common/errors.ts';
 import { startPlatform, type PlatformHandle } from '../platform/index.ts';
@@ -75,14 +76,21 @@ program
 program
   .command('broker')
   .description('run the embedded Kafka-protocol broker alone')
-  .option('--port <port>', 'listen port', (v) => Number(v))
-  .option('--host <host>', 'listen and advertised host')
-  .option('--data-dir <dir>', 'log directory')
-  .action(async (o: { port?: number; host?: string; dataDir?: string }) => {
+  .option('--port <port>', 'listen port (default 9092)', Number)
+  .option('--host <host>', 'listen host (default 127.0.0.1)')
+  .option('--advertised-host <host>', 'host clients are told to connect to (default: the listen host)')
+  .option('--data-dir <dir>', 'log directory, relative to the working directory (default <dataDir>/kafka)')
+  .option('--fsync <policy>', 'always | interval | never (default interval)')
+  .option('--http-port <port>', 'ops server port for /metrics and /healthz (default 9105)', Number)
+  .action(async (o: { port?: number; host?: string; advertisedHost?: string; dataDir?: string; fsync?: string; httpPort?: number }) => {
     const broker: Record<string, unknown> = {};
     if (o.port !== undefined) broker.port = o.port;
     if (o.host !== undefined) broker.host = o.host;
-    if (o.dataDir !== undefined) broker.dataDir = o.dataDir;
+    if (o.advertisedHost !== undefined) broker.advertisedHost = o.advertisedHost;
+    // A path given on the command line is relative to where the command runs, not to dataDir.
+    if (o.dataDir !== undefined) broker.dataDir = resolve(o.dataDir);
+    if (o.fsync !== undefined) broker.fsync = o.fsync;
+    if (o.httpPort !== undefined) broker.httpPort = o.httpPort;
     const h = await run(['broker'], { broker, kafka: { brokers: [] } });
     process.stdout.write(`Kafka-protocol broker listening on ${h.kafkaBrokers.join(',')}\n`);
   });
