@@ -26,16 +26,21 @@ function fail(err: unknown): never {
   process.exit(1);
 }
 
-/** Ctrl-C / SIGTERM close everything in reverse order, draining in-flight work; a second signal forces exit. */
+/**
+ * Ctrl-C / SIGTERM close everything in reverse order, draining in-flight work. A second signal
+ * forces exit, but only a deliberate one: Ctrl-C under `npm start` reaches us twice at once (from
+ * the terminal's process group and relayed by npm), and that must not skip the drain.
+ */
 function stopOnSignals(handle: PlatformHandle): void {
-  let stopping = false;
+  let firstAt = 0;
   const stop = (signal: string) => {
-    if (stopping) {
+    if (firstAt > 0) {
+      if (Date.now() - firstAt < 1000) return;
       handle.logger.warn({ signal }, 'second signal: exiting without draining');
       process.exit(130);
     }
-    stopping = true;
-    handle.logger.info({ signal }, 'stopping');
+    firstAt = Date.now();
+    handle.logger.info({ signal }, 'stopping: draining in-flight work (press Ctrl-C again to force)');
     handle.close().then(
       () => process.exit(0),
       (err) => fail(err),
