@@ -51,6 +51,8 @@ const { values: args } = parseArgs({
     /** Also run every stream count with a trivial detector (Kafka + service plumbing only). */
     /** `real`, and `fake`: the same pipeline with a trivial detector (what Kafka and the plumbing cost). */
     detectors: { type: 'string', default: 'real,fake' },
+    /** Extra node flags for the service process, comma-separated (e.g. --max-semi-space-size=64). */
+    'service-node-args': { type: 'string', default: '' },
     /** Compression of the service's score records: none or gzip. */
     compression: { type: 'string', default: 'none' },
     /** Write a CPU profile of the service process into this folder. */
@@ -265,7 +267,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
       dataDir: join(root, 'service'),
       detector: kind,
       config: { model: { checkpointIntervalMs: 0 }, compression: args.compression },
-    }, 120_000, args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : []);
+    }, 120_000, [...(args['service-node-args'] ? args['service-node-args'].split(',') : []), ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [])]);
     const pid = svc.proc.pid!;
     console.error(`[${streams} streams] draining…`);
     const warmDone = await waitScored(svc.opsUrl, warm, 600_000);
