@@ -16,7 +16,7 @@
  * ratios (the machine is shared and noisy). Env: BENCH_POINTS (default 200000), BENCH_ROUNDS
  * (default 5), BENCH_KAFKA (default 1).
  */
-import { DuckDBInstance } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +37,7 @@ import { waitForCommitted } from '../test/helpers/storage-stream.ts';
 const POINTS = Number(process.env.BENCH_POINTS ?? 200_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const WITH_KAFKA = (process.env.BENCH_KAFKA ?? '1') !== '0';
+const STORES = (process.env.BENCH_STORES ?? 'influxdb,embedded').split(',');
 const PER_RECORD = 10;
 const MACHINES = 100;
 const BATCH = 5000;
@@ -47,6 +48,16 @@ interface Row {
   path: string;
   points: number;
   seconds: number;
+  /** This process's CPU (all its threads, incl. DuckDB's) per point, µs. */
+  cpuUsPerPoint?: number;
+}
+
+/** Runs a timed path and records this process's CPU time spent in it. */
+async function measure(store: string, path: string, run: () => Promise<number>): Promise<Row> {
+  const cpu = process.cpuUsage();
+  const seconds = await run();
+  const used = process.cpuUsage(cpu);
+  return { store, path, points: POINTS, seconds, cpuUsPerPoint: (used.user + used.system) / POINTS };
 }
 
 /** Records like the edge bridge produces: one machine, 10 sensors, one timestamp; 1,000 series. */
@@ -121,6 +132,28 @@ async function viaKafka(influxUrl: string, records: WriterRecord[], dataDir: str
   }
 }
 
+/** The DuckDB appender alone: the same rows, the same table layout, one flush (commit) per batch. */
+async function rawAppender(conn: DuckDBConnection, readings: Reading[], sidOf: number[]): Promise<number> {
+  const t = performance.now();
+  const appender = await conn.createAppender('readings');
+  for (let i = 0; i < readings.length; i += BATCH) {
+    for (let j = i; j < Math.min(i + BATCH, readings.length); j++) {
+      const r = readings[j];
+      appender.appendInteger(sidOf[j]);
+      appender.appendBigInt(BigInt(r.ts));
+      appender.appendDouble(r.value);
+      appender.appendVarchar(r.unit!);
+      appender.appendNull();
+      appender.appendBigInt(BigInt(r.receivedAt));
+      appender.appendBigInt(BigInt(i));
+      appender.endRow();
+    }
+    appender.flushSync();
+  }
+  appender.closeSync();
+  return (performance.now() - t) / 1000;
+}
+
 function best(rows: Row[], store: string, path: string): Row {
   return rows.filter((r) => r.store === store && r.path === path).sort((a, b) => a.seconds - b.seconds)[0];
 }
@@ -133,17 +166,17 @@ async function main(): Promise<void> {
   console.log(`storage benchmark: ${POINTS} points in ${records.length} records (${PER_RECORD} readings each, ${MACHINES * PER_RECORD} series), batch ${BATCH}, concurrency ${CONCURRENCY}, best of ${ROUNDS} rounds`);
 
   // ---------------------------------------------------------------- InfluxDB
-  const influxd = await startInfluxd();
-  try {
+  const influxd = STORES.includes('influxdb') ? await startInfluxd() : undefined;
+  if (influxd) try {
     const bodies: string[] = [];
     for (let i = 0; i < readings.length; i += BATCH) bodies.push(readings.slice(i, i + BATCH).map((r) => readingLine(r)).join('\n'));
     for (let round = 0; round < ROUNDS; round++) {
       const rawDb = `raw_${round}`;
       await influxd.query(`CREATE DATABASE ${rawDb}`);
-      rows.push({ store: 'influxdb', path: 'raw /write', points: POINTS, seconds: await postRaw(influxd.baseUrl, rawDb, bodies) });
+      rows.push(await measure('influxdb', 'raw /write', () => postRaw(influxd.baseUrl, rawDb, bodies)));
       const store = new InfluxStore(`${influxd.baseUrl}/writer_${round}`, { ...DEFAULT_STORE_OPTIONS, logger: silentLogger(), embeddedPath: '' });
       await store.init();
-      rows.push({ store: 'influxdb', path: 'writer', points: POINTS, seconds: await throughWriter(store, records) });
+      rows.push(await measure('influxdb', 'writer', () => throughWriter(store, records)));
       const check = await influxd.query(`SELECT count("value") FROM "writer_${round}"."plantwatch_raw"."readings"`);
       const stored = Number(check.results[0].series?.[0].values[0][1]);
       if (stored !== POINTS) throw new Error(`writer stored ${stored} of ${POINTS} points`);
@@ -156,7 +189,7 @@ async function main(): Promise<void> {
   }
 
   // ---------------------------------------------------------------- embedded (DuckDB)
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < (STORES.includes('embedded') ? ROUNDS : 0); round++) {
     const dir = join(tmp, `duck_${round}`);
     mkdirSync(dir, { recursive: true });
     const instance = await DuckDBInstance.create(join(dir, 'raw.duckdb'));
@@ -170,42 +203,26 @@ async function main(): Promise<void> {
       if (sid === undefined) sids.set(key, (sid = sids.size + 1));
       return sid;
     });
-    const t = performance.now();
-    const appender = await conn.createAppender('readings');
-    for (let i = 0; i < readings.length; i += BATCH) {
-      for (let j = i; j < Math.min(i + BATCH, readings.length); j++) {
-        const r = readings[j];
-        appender.appendInteger(sidOf[j]);
-        appender.appendBigInt(BigInt(r.ts));
-        appender.appendDouble(r.value);
-        appender.appendVarchar(r.unit!);
-        appender.appendNull();
-        appender.appendBigInt(BigInt(r.receivedAt));
-        appender.appendBigInt(BigInt(i));
-        appender.endRow();
-      }
-      appender.flushSync();
-    }
-    appender.closeSync();
-    rows.push({ store: 'embedded', path: 'raw appender', points: POINTS, seconds: (performance.now() - t) / 1000 });
+    rows.push(await measure('embedded', 'raw appender', () => rawAppender(conn, readings, sidOf)));
     conn.closeSync();
     instance.closeSync();
 
     const store = new EmbeddedStore({ ...DEFAULT_STORE_OPTIONS, logger: silentLogger(), embeddedPath: join(dir, 'writer.duckdb') });
     await store.init();
-    rows.push({ store: 'embedded', path: 'writer', points: POINTS, seconds: await throughWriter(store, records) });
+    rows.push(await measure('embedded', 'writer', () => throughWriter(store, records)));
     await store.close();
-    console.log(`  embedded round ${round + 1}: raw ${Math.round(POINTS / rows[rows.length - 2].seconds)}/s, writer ${Math.round(POINTS / rows[rows.length - 1].seconds)}/s`);
+    console.log(`  embedded round ${round + 1}: raw ${Math.round(POINTS / rows[rows.length - 2].seconds)}/s (${rows[rows.length - 2].cpuUsPerPoint!.toFixed(2)} µs CPU/point), writer ${Math.round(POINTS / rows[rows.length - 1].seconds)}/s (${rows[rows.length - 1].cpuUsPerPoint!.toFixed(2)} µs)`);
   }
-  if (WITH_KAFKA) rows.push({ store: 'embedded', path: 'writer via Kafka', points: POINTS, seconds: await viaKafka('', records, join(tmp, 'k2')) });
+  if (WITH_KAFKA && STORES.includes('embedded')) rows.push({ store: 'embedded', path: 'writer via Kafka', points: POINTS, seconds: await viaKafka('', records, join(tmp, 'k2')) });
 
   // ---------------------------------------------------------------- report
   // Best of each path, and the median of the per-round writer/raw ratios (raw and writer run
   // back to back in each round, so a round's ratio sees the same machine load on both sides).
-  const table: string[][] = [['store', 'path', 'points', 'seconds', 'points/s (best)', 'best vs best raw', 'median round ratio']];
+  const table: string[][] = [['store', 'path', 'points', 'seconds', 'points/s (best)', 'best vs best raw', 'median round ratio', 'CPU µs/point (median)']];
   for (const store of ['influxdb', 'embedded']) {
     const rawPath = store === 'influxdb' ? 'raw /write' : 'raw appender';
     const raw = best(rows, store, rawPath);
+    if (!raw) continue;
     const raws = rows.filter((r) => r.store === store && r.path === rawPath);
     const writers = rows.filter((r) => r.store === store && r.path === 'writer');
     const ratios = writers.map((w, i) => raws[i].seconds / w.seconds).sort((a, b) => a - b);
@@ -213,7 +230,9 @@ async function main(): Promise<void> {
     for (const path of [rawPath, 'writer', 'writer via Kafka']) {
       const r = best(rows, store, path);
       if (!r) continue;
-      table.push([store, path, String(r.points), r.seconds.toFixed(2), String(Math.round(r.points / r.seconds)), `${((raw.seconds / r.seconds) * 100).toFixed(0)}%`, path === 'writer' ? `${(median * 100).toFixed(0)}%` : '']);
+      const cpus = rows.filter((x) => x.store === store && x.path === path && x.cpuUsPerPoint !== undefined).map((x) => x.cpuUsPerPoint!).sort((a, b) => a - b);
+      const cpu = cpus.length ? cpus[Math.floor((cpus.length - 1) / 2)].toFixed(2) : '';
+      table.push([store, path, String(r.points), r.seconds.toFixed(2), String(Math.round(r.points / r.seconds)), `${((raw.seconds / r.seconds) * 100).toFixed(0)}%`, path === 'writer' ? `${(median * 100).toFixed(0)}%` : '', cpu]);
     }
   }
   const widths = table[0].map((_, c) => Math.max(...table.map((r) => r[c].length)));

@@ -26,6 +26,10 @@ import { STORAGE_ERRORS, StorageUnavailableError } from './errors.ts';
 import { DAY, HOUR, MINUTE, capPoints, planAggregate, validateSeriesQuery } from './plan.ts';
 import { MEASUREMENTS, SensorMap, alertSeriesKey, machineKeyOf, machineSeriesKey, sensorSeriesKey } from './schema.ts';
 import { groupMachines, mergeRuns, sortSeries } from './influx-store.ts';
+import { CHUNKS_SUPPORTED, CHUNK_ROWS, ChunkBuilder, type ColumnKind } from './duckdb-chunk.ts';
+
+/** Column kinds of the `readings` table, in table order (see DDL). */
+const READING_COLUMNS: ColumnKind[] = ['integer', 'bigint', 'double', 'varchar', 'varchar', 'bigint', 'bigint'];
 
 const LATEST_UPSERT = `ON CONFLICT (sid) DO UPDATE SET ts = excluded.ts, value = excluded.value, unit = excluded.unit, quality = excluded.quality, seq = excluded.seq WHERE excluded.ts >= latest.ts`;
 const LATEST_FLUSH_MS = 1_000;
@@ -72,6 +76,7 @@ export class EmbeddedStore implements StorageBackend {
   /** Queries, rollups, retention (serialized by readChain). */
   private reader: DuckDBConnection | undefined;
   private appenders = new Map<string, DuckDBAppender>();
+  private readingChunk: ChunkBuilder | undefined;
   private writeChain: Promise<unknown> = Promise.resolve();
   private readChain: Promise<unknown> = Promise.resolve();
   private readonly logger: Logger;
@@ -270,6 +275,10 @@ export class EmbeddedStore implements StorageBackend {
       const seq = ++this.seq;
       const newest = this.latestMem;
       await this.append('readings', (a) => {
+        if (CHUNKS_SUPPORTED) {
+          this.appendReadingChunks(a, readings, sids, Number(seq));
+          return;
+        }
         for (let i = 0; i < readings.length; i++) {
           const sid = sids[i];
           if (sid === 0) continue;
@@ -292,6 +301,33 @@ export class EmbeddedStore implements StorageBackend {
       this.markDirty('readings', readings, sids, seq);
       return { written, rejected };
     });
+  }
+
+  /** The readings rows of a batch, a data chunk at a time (see duckdb-chunk.ts); also tracks the newest value per series. */
+  private appendReadingChunks(a: DuckDBAppender, readings: Reading[], sids: Int32Array, seq: number): void {
+    const b = (this.readingChunk ??= new ChunkBuilder(READING_COLUMNS));
+    const newest = this.latestMem;
+    let n = 0;
+    for (let i = 0; i < readings.length; i++) {
+      const sid = sids[i];
+      if (sid === 0) continue;
+      const r = readings[i];
+      b.setInteger(0, n, sid);
+      b.setBigInt(1, n, r.ts);
+      b.setDouble(2, n, r.value);
+      b.setVarchar(3, n, r.unit);
+      b.setVarchar(4, n, r.quality);
+      b.setBigInt(5, n, r.receivedAt);
+      b.setBigInt(6, n, seq);
+      if (++n === CHUNK_ROWS) {
+        b.appendTo(a, n);
+        n = 0;
+      }
+      const prev = newest.get(sid);
+      if (!prev || prev.ts <= r.ts) newest.set(sid, r);
+    }
+    b.appendTo(a, n);
+    this.latestMarkedSeq = BigInt(seq);
   }
 
   /**
