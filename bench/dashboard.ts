@@ -16,6 +16,9 @@
  * Options (env): BENCH_SECONDS (measure, default 20), BENCH_WARMUP (default 5), BENCH_CLIENTS (200),
  * BENCH_MACHINES (250), BENCH_SENSORS (20), BENCH_SCENARIOS (raw,direct,kafka,platform),
  * BENCH_PLATFORM_COMPONENTS (default all but the simulator, e.g. broker,edge,storage,alerts,gateway).
+ * A platform scenario may name the platform's `isolation` after `@` (`+` between components), so one
+ * run interleaves placements: BENCH_SCENARIOS=platform@anomaly=inline,platform,platform@edge=worker+broker=worker
+ * (plain `platform` = the config defaults: anomaly in a worker thread).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -35,7 +38,13 @@ const SENSORS = env('BENCH_SENSORS', 20);
 const TOKEN = 'bench-token-0123456789';
 
 type Msg = { type: string; [k: string]: unknown };
-type Mode = 'raw' | 'direct' | 'kafka' | 'platform';
+/** `platform@<component>=<inline|worker>+…` runs the platform scenario with that `isolation`. */
+type Mode = 'raw' | 'direct' | 'kafka' | 'platform' | `platform@${string}`;
+const isPlatform = (m: Mode) => m === 'platform' || m.startsWith('platform@');
+function isolationOf(m: Mode): Record<string, string> {
+  const spec = m.split('@')[1] ?? '';
+  return Object.fromEntries(spec.split('+').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+}
 const send = (m: Msg) => process.send!(m);
 const machineName = (i: number) => `m${String(i).padStart(4, '0')}`;
 const lineOf = (i: number) => `line${i % 10}`;
@@ -113,7 +122,7 @@ async function roleGateway(mode: Mode, brokers: string[]) {
   let url: string;
   let token = TOKEN;
   let mqttUrl: string | undefined;
-  if (mode === 'platform') {
+  if (isPlatform(mode)) {
     // Everything but the simulator in this one process, as `npm start` runs it.
     const { freePortsConfig } = await import('../test/e2e/harness.ts');
     const { startPlatform } = await import('../platform/index.ts');
@@ -122,7 +131,8 @@ async function roleGateway(mode: Mode, brokers: string[]) {
     const { tmpdir } = await import('node:os');
     const dataDir = mkdtempSync(join(tmpdir(), 'pw-bench-'));
     const components = process.env.BENCH_PLATFORM_COMPONENTS?.split(',') as Parameters<typeof startPlatform>[0] extends infer O ? (O extends { components?: infer C } ? C : never) : never;
-    const p = await startPlatform({ env: {}, overrides: freePortsConfig(dataDir), logger: silentLogger(), ...(components ? { components } : {}) });
+    const overrides = { ...freePortsConfig(dataDir), isolation: isolationOf(mode) } as Parameters<typeof startPlatform>[0] extends infer O ? (O extends { overrides?: infer C } ? C : never) : never;
+    const p = await startPlatform({ env: {}, overrides, logger: silentLogger(), ...(components ? { components } : {}) });
     url = p.components.gateway!.url;
     token = p.components.gateway!.demoToken!;
     mqttUrl = p.mqttUrl;
@@ -182,7 +192,7 @@ async function roleGateway(mode: Mode, brokers: string[]) {
         // The gateway's own view: event time → arrival at the gateway (the pipeline before fan-out).
         ingestP99 = histogramQuantile(scrapeAtMeasure, await scrape(), 'plantwatch_gateway_ingest_lag_seconds', 0.99);
       }
-      if (mode === 'platform') {
+      if (isPlatform(mode)) {
         const text = await (await fetch(`${url}/metrics`)).text().catch(() => '');
         stages = text.split('\n').filter((l) => /^plantwatch_(edge_(received_messages|forwarded_records)_total|gateway_live_in_total\{kind="reading"|anomaly_\w*(readings|scored)\w*_total|storage_\w*written\w*_total)/.test(l));
       }
@@ -344,7 +354,7 @@ async function scenario(mode: Mode, brokers: string[]) {
   const gw = spawn('gateway', mode, brokers.join(','));
   const { url, token, mqttUrl } = (await gw.next('ready')) as unknown as { url: string; token: string; mqttUrl?: string };
   // The platform's pipeline only learns machines from data: publish first, then subscribe.
-  const pub = mode === 'kafka' ? spawn('publisher', brokers.join(',')) : mode === 'platform' ? spawn('mqttpub', mqttUrl!) : null;
+  const pub = mode === 'kafka' ? spawn('publisher', brokers.join(',')) : isPlatform(mode) ? spawn('mqttpub', mqttUrl!) : null;
   if (pub) await pub.next('ready');
   const cl = spawn('clients', url, token);
   await cl.next('ready');

@@ -16,10 +16,26 @@ import { SimulatorConfig } from '../simulators/config.schema.ts';
 export const COMPONENTS = ['broker', 'edge', 'anomaly', 'storage', 'alerts', 'gateway', 'simulator'] as const;
 export type ComponentName = (typeof COMPONENTS)[number];
 
+const Placement = z.enum(['inline', 'worker']);
+
+/**
+ * Where each movable component runs inside the platform's process: `inline` on the main event loop,
+ * `worker` in its own worker_threads Worker (own event loop, own core). The anomaly service defaults
+ * to a worker: its tfjs scoring stalled the shared loop (bench:dashboard). Storage, alerts, gateway
+ * and simulator stay inline: the gateway reads the storage handle's store and the alert API in-process.
+ */
+export const IsolationConfig = z.strictObject({
+  broker: Placement.default('inline'),
+  edge: Placement.default('inline'),
+  anomaly: Placement.default('worker'),
+});
+export type IsolationConfig = z.infer<typeof IsolationConfig>;
+
 export const PlatformConfig = z.strictObject({
   /** Root of all durable state (broker log, edge spool, models, embedded store, alert journal). */
   dataDir: z.string().min(1).default('./data'),
   log: z.strictObject({ level: LogLevel.default('info') }).prefault({}),
+  isolation: IsolationConfig.prefault({}),
   kafka: KafkaClientConfig.prefault({}),
   mqtt: MqttClientConfig.prefault({}),
   influx: InfluxConfig.prefault({}),

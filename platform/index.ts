@@ -3,6 +3,8 @@
  * Kafka-protocol broker (embedded unless KAFKA_BROKERS) → topics → edge (embedded MQTT broker unless
  * MQTT_URL) → anomaly → storage → alerts → gateway → demo simulator.
  * `npm start` runs all of them in one process; `npm run <component>` runs one (multi-host deployment).
+ * Within that process, `isolation` puts the broker, edge or anomaly service in its own worker thread
+ * (platform/worker.ts); the anomaly service's tfjs scoring runs there by default.
  */
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -12,8 +14,10 @@ import { createLogger, type Logger } from '../common/logger.ts';
 import { createRegistry, type Registry } from '../common/metrics.ts';
 import { createKafkaClients, ensureTopics, type KafkaClients } from '../common/kafka.ts';
 import type { ComponentContext, ComponentHandle } from '../common/component.ts';
-import { PlatformConfig, COMPONENTS, type ComponentName, type PlatformConfigInput } from './config.schema.ts';
+import { PlatformConfig, COMPONENTS, type ComponentName, type IsolationConfig, type PlatformConfigInput } from './config.schema.ts';
 import { preflight } from './preflight.ts';
+import { startInWorker, type WorkerComponentHandle } from './worker.ts';
+import type { LevelWithSilent } from 'pino';
 import * as broker from '../services/kafka-broker/index.ts';
 import * as edge from '../edge/index.ts';
 import * as anomaly from '../services/anomaly/index.ts';
@@ -34,13 +38,29 @@ export interface StartOptions {
   logger?: Logger;
   /** Skip the reachability check of external servers (tests that start them later). */
   skipPreflight?: boolean;
+  /**
+   * A component's worker thread died while the platform was running. Default: log at error level,
+   * close the rest of the platform (at most 10 s) and exit the process with code 1, so a supervisor
+   * restarts it instead of it running half.
+   */
+  onWorkerFailure?: (err: Error, platform: { close(): Promise<void>; logger: Logger }) => void;
 }
 
-/** The running components' handles, by name (absent when not started in this process). */
+/** Entry modules of the components that may run in a worker (`isolation`). */
+const WORKER_MODULES: Record<keyof IsolationConfig, string> = {
+  broker: new URL('../services/kafka-broker/index.ts', import.meta.url).href,
+  edge: new URL('../edge/index.ts', import.meta.url).href,
+  anomaly: new URL('../services/anomaly/index.ts', import.meta.url).href,
+};
+
+/**
+ * The running components' handles, by name (absent when not started in this process). A component
+ * placed in a worker (`isolation`) has a WorkerComponentHandle: opsUrl, close() and `info` only.
+ */
 export interface ComponentHandles {
-  broker?: broker.BrokerHandle;
-  edge?: edge.EdgeHandle;
-  anomaly?: anomaly.AnomalyHandle;
+  broker?: broker.BrokerHandle | WorkerComponentHandle;
+  edge?: edge.EdgeHandle | WorkerComponentHandle;
+  anomaly?: anomaly.AnomalyHandle | WorkerComponentHandle;
   storage?: storage.StorageHandle;
   alerts?: alerts.AlertsHandle;
   gateway?: gateway.GatewayHandle;
@@ -84,12 +104,14 @@ export async function startPlatform(opts: StartOptions = {}): Promise<PlatformHa
     // Components name themselves in their child loggers (`component` field).
     return { logger, metrics, kafka: kafka!, dataDir };
   };
-  const add = <N extends ComponentName>(name: N, h: NonNullable<ComponentHandles[N]>): NonNullable<ComponentHandles[N]> => {
+  const add = <N extends ComponentName, H extends NonNullable<ComponentHandles[N]>>(name: N, h: H): H => {
     started.push(h);
     components[name] = h;
     return h;
   };
+  let closing = false;
   const close = async () => {
+    closing = true;
     for (const h of [...started].reverse()) {
       try {
         await h.close();
@@ -99,12 +121,45 @@ export async function startPlatform(opts: StartOptions = {}): Promise<PlatformHa
     }
   };
 
+  const closeOnce = onceOnly(close);
+  const onWorkerFailure =
+    opts.onWorkerFailure ??
+    ((err: Error) => {
+      logger.error({ err, component: (err as Error & { component?: string }).component }, 'a component worker died: stopping the platform');
+      const timer = setTimeout(() => process.exit(1), 10_000);
+      timer.unref();
+      void closeOnce().finally(() => process.exit(1));
+    });
+  /** Starts a movable component in its worker; its metrics registry proxies the worker's. */
+  const inWorker = async (name: keyof IsolationConfig, section: unknown, brokers: string[]): Promise<WorkerComponentHandle> => {
+    const h = await startInWorker({
+      name,
+      module: WORKER_MODULES[name],
+      config: section,
+      dataDir,
+      logLevel: logger.level as LevelWithSilent,
+      kafka: { ...config.kafka, brokers },
+      onFailure: (err) => {
+        if (!closing) onWorkerFailure(err, { close: closeOnce, logger });
+      },
+    });
+    registries.set(name, h.metrics);
+    return h;
+  };
+  const infoString = (h: WorkerComponentHandle, key: string): string | undefined => (typeof h.info[key] === 'string' ? (h.info[key] as string) : undefined);
+
   try {
     let brokers = config.kafka.brokers;
     if (wanted.has('broker')) {
-      const ctx = ctxFor('broker');
-      const b = add('broker', await broker.start(config.broker, ctx));
-      brokers = b.brokers;
+      if (config.isolation.broker === 'worker') {
+        const b = add('broker', await inWorker('broker', config.broker, []));
+        brokers = Array.isArray(b.info.brokers) ? (b.info.brokers as string[]) : [];
+        if (brokers.length === 0) throw new Error('broker worker did not report its listen address');
+      } else {
+        const ctx = ctxFor('broker');
+        const b = add('broker', await broker.start(config.broker, ctx));
+        brokers = b.brokers;
+      }
     }
     if (brokers.length > 0) {
       kafka = createKafkaClients({ ...config.kafka, brokers }, logger.child({ component: 'kafka-client' }));
@@ -118,10 +173,18 @@ export async function startPlatform(opts: StartOptions = {}): Promise<PlatformHa
       const edgeConfig = config.mqtt.url
         ? { ...config.edge, mode: 'client' as const, client: { ...c, url: config.mqtt.url, username: config.mqtt.username ?? c.username, password: config.mqtt.password ?? c.password, tls: config.mqtt.tls ?? c.tls } }
         : config.edge;
-      const h = add('edge', await edge.start(edgeConfig, ctxFor('edge')));
-      mqttUrl = config.mqtt.url || h.mqttUrl;
+      if (config.isolation.edge === 'worker') {
+        const h = add('edge', await inWorker('edge', edgeConfig, brokers));
+        mqttUrl = config.mqtt.url || infoString(h, 'mqttUrl');
+      } else {
+        const h = add('edge', await edge.start(edgeConfig, ctxFor('edge')));
+        mqttUrl = config.mqtt.url || h.mqttUrl;
+      }
     }
-    if (wanted.has('anomaly')) add('anomaly', await anomaly.start(config.anomaly, ctxFor('anomaly')));
+    if (wanted.has('anomaly')) {
+      if (config.isolation.anomaly === 'worker') add('anomaly', await inWorker('anomaly', config.anomaly, brokers));
+      else add('anomaly', await anomaly.start(config.anomaly, ctxFor('anomaly')));
+    }
     let store: storage.StorageHandle['store'] | undefined;
     if (wanted.has('storage')) store = add('storage', await storage.start(config.storage, ctxFor('storage'), config.influx)).store;
     let alertsApi: alerts.AlertsHandle | undefined;
@@ -146,9 +209,9 @@ export async function startPlatform(opts: StartOptions = {}): Promise<PlatformHa
       if (!mqttUrl) throw new ConfigError('invalid config: mqtt.url (MQTT_URL): the simulator needs an MQTT broker when the edge bridge is not in this process');
       add('simulator', await simulator.start(config.simulator, ctxFor('simulator'), { mqttUrl }));
     }
-    return { config, logger, kafkaBrokers: brokers, dashboardUrl, mqttUrl, components, registries, close: onceOnly(close) };
+    return { config, logger, kafkaBrokers: brokers, dashboardUrl, mqttUrl, components, registries, close: closeOnce };
   } catch (err) {
-    await close();
+    await closeOnce();
     throw err;
   }
 }
