@@ -7,16 +7,20 @@
  *   StorageWriter: JSON parse, zod validation, batching, InfluxStore (line protocol, cardinality
  *   guard), offset tracking.
  * - Embedded (DuckDB): raw = the DuckDB appender writing the same rows into a table of the same
- *   shape; writer = the same records through StorageWriter into EmbeddedStore.
+ *   shape with a flush (commit) per batch, two ways: value by value (`raw appender`) and as data
+ *   chunks (`raw data chunks`, how EmbeddedStore appends); writer = the same records through
+ *   StorageWriter into EmbeddedStore.
  * - Optional third row per store (BENCH_KAFKA=1, default on): end to end through the embedded Kafka
  *   broker (in this process) and the storage component, from the first send until all offsets are
  *   committed.
  *
  * Rounds alternate raw / writer; the table gives the best of each and the median of the per-round
- * ratios (the machine is shared and noisy). Env: BENCH_POINTS (default 200000), BENCH_ROUNDS
- * (default 5), BENCH_KAFKA (default 1).
+ * ratios (the machine is shared and noisy), and the median CPU time of this process per point
+ * (steadier than rates on a loaded machine). Env: BENCH_POINTS (default 200000), BENCH_ROUNDS
+ * (default 5), BENCH_KAFKA (default 1), BENCH_STORES (default influxdb,embedded).
  */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { performance } from 'node:perf_hooks';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +30,7 @@ import type { Reading } from '../common/messages.ts';
 import { TOPICS } from '../common/topics.ts';
 import { DEFAULT_STORE_OPTIONS, type StorageBackend } from '../services/storage/backend.ts';
 import { EmbeddedStore } from '../services/storage/embedded-store.ts';
+import { CHUNK_ROWS, ChunkBuilder } from '../services/storage/duckdb-chunk.ts';
 import { InfluxStore } from '../services/storage/influx-store.ts';
 import { readingLine } from '../services/storage/schema.ts';
 import { StorageConfig, start } from '../services/storage/index.ts';
@@ -50,14 +55,18 @@ interface Row {
   seconds: number;
   /** This process's CPU (all its threads, incl. DuckDB's) per point, µs. */
   cpuUsPerPoint?: number;
+  /** Share of the wall time the event loop was busy (JS or a synchronous native call). */
+  loopBusy?: number;
 }
 
 /** Runs a timed path and records this process's CPU time spent in it. */
 async function measure(store: string, path: string, run: () => Promise<number>): Promise<Row> {
   const cpu = process.cpuUsage();
+  const elu = performance.eventLoopUtilization();
   const seconds = await run();
   const used = process.cpuUsage(cpu);
-  return { store, path, points: POINTS, seconds, cpuUsPerPoint: (used.user + used.system) / POINTS };
+  const loop = performance.eventLoopUtilization(elu);
+  return { store, path, points: POINTS, seconds, cpuUsPerPoint: (used.user + used.system) / POINTS, loopBusy: loop.utilization };
 }
 
 /** Records like the edge bridge produces: one machine, 10 sensors, one timestamp; 1,000 series. */
@@ -154,6 +163,34 @@ async function rawAppender(conn: DuckDBConnection, readings: Reading[], sidOf: n
   return (performance.now() - t) / 1000;
 }
 
+/** The same rows through data chunks (duckdb-chunk.ts), one flush (commit) per batch. */
+async function rawChunks(conn: DuckDBConnection, readings: Reading[], sidOf: number[]): Promise<number> {
+  const t = performance.now();
+  const appender = await conn.createAppender('readings_chunks');
+  const b = new ChunkBuilder(['integer', 'bigint', 'double', 'varchar', 'varchar', 'bigint', 'bigint']);
+  for (let i = 0; i < readings.length; i += BATCH) {
+    let n = 0;
+    for (let j = i; j < Math.min(i + BATCH, readings.length); j++) {
+      const r = readings[j];
+      b.setInteger(0, n, sidOf[j]);
+      b.setBigInt(1, n, r.ts);
+      b.setDouble(2, n, r.value);
+      b.setVarchar(3, n, r.unit);
+      b.setVarchar(4, n, r.quality);
+      b.setBigInt(5, n, r.receivedAt);
+      b.setBigInt(6, n, i);
+      if (++n === CHUNK_ROWS) {
+        b.appendTo(appender, n);
+        n = 0;
+      }
+    }
+    b.appendTo(appender, n);
+    appender.flushSync();
+  }
+  appender.closeSync();
+  return (performance.now() - t) / 1000;
+}
+
 function best(rows: Row[], store: string, path: string): Row {
   return rows.filter((r) => r.store === store && r.path === path).sort((a, b) => a.seconds - b.seconds)[0];
 }
@@ -204,6 +241,9 @@ async function main(): Promise<void> {
       return sid;
     });
     rows.push(await measure('embedded', 'raw appender', () => rawAppender(conn, readings, sidOf)));
+    // The same rows as data chunks (what the writer's store uses): the fastest direct way in.
+    await conn.run(`CREATE TABLE readings_chunks AS SELECT * FROM readings LIMIT 0`);
+    rows.push(await measure('embedded', 'raw data chunks', () => rawChunks(conn, readings, sidOf)));
     conn.closeSync();
     instance.closeSync();
 
@@ -211,7 +251,7 @@ async function main(): Promise<void> {
     await store.init();
     rows.push(await measure('embedded', 'writer', () => throughWriter(store, records)));
     await store.close();
-    console.log(`  embedded round ${round + 1}: raw ${Math.round(POINTS / rows[rows.length - 2].seconds)}/s (${rows[rows.length - 2].cpuUsPerPoint!.toFixed(2)} µs CPU/point), writer ${Math.round(POINTS / rows[rows.length - 1].seconds)}/s (${rows[rows.length - 1].cpuUsPerPoint!.toFixed(2)} µs)`);
+    console.log(`  embedded round ${round + 1}: raw ${Math.round(POINTS / rows[rows.length - 3].seconds)}/s (${rows[rows.length - 3].cpuUsPerPoint!.toFixed(2)} µs CPU/point), raw chunks ${Math.round(POINTS / rows[rows.length - 2].seconds)}/s (${rows[rows.length - 2].cpuUsPerPoint!.toFixed(2)} µs), writer ${Math.round(POINTS / rows[rows.length - 1].seconds)}/s (${rows[rows.length - 1].cpuUsPerPoint!.toFixed(2)} µs, event loop busy ${(rows[rows.length - 1].loopBusy! * 100).toFixed(0)}%)`);
   }
   if (WITH_KAFKA && STORES.includes('embedded')) rows.push({ store: 'embedded', path: 'writer via Kafka', points: POINTS, seconds: await viaKafka('', records, join(tmp, 'k2')) });
 
@@ -220,19 +260,27 @@ async function main(): Promise<void> {
   // back to back in each round, so a round's ratio sees the same machine load on both sides).
   const table: string[][] = [['store', 'path', 'points', 'seconds', 'points/s (best)', 'best vs best raw', 'median round ratio', 'CPU µs/point (median)']];
   for (const store of ['influxdb', 'embedded']) {
-    const rawPath = store === 'influxdb' ? 'raw /write' : 'raw appender';
-    const raw = best(rows, store, rawPath);
-    if (!raw) continue;
-    const raws = rows.filter((r) => r.store === store && r.path === rawPath);
-    const writers = rows.filter((r) => r.store === store && r.path === 'writer');
-    const ratios = writers.map((w, i) => raws[i].seconds / w.seconds).sort((a, b) => a - b);
-    const median = ratios.length ? ratios[Math.floor((ratios.length - 1) / 2)] : NaN;
-    for (const path of [rawPath, 'writer', 'writer via Kafka']) {
-      const r = best(rows, store, path);
-      if (!r) continue;
+    // Embedded: the first raw path is the row appender (the issue's baseline), the second the
+    // data-chunk appender the store itself uses; the writer is compared with both.
+    const rawPaths = store === 'influxdb' ? ['raw /write'] : ['raw appender', 'raw data chunks'];
+    if (!best(rows, store, rawPaths[0])) continue;
+    const medianCpu = (path: string) => {
       const cpus = rows.filter((x) => x.store === store && x.path === path && x.cpuUsPerPoint !== undefined).map((x) => x.cpuUsPerPoint!).sort((a, b) => a - b);
-      const cpu = cpus.length ? cpus[Math.floor((cpus.length - 1) / 2)].toFixed(2) : '';
-      table.push([store, path, String(r.points), r.seconds.toFixed(2), String(Math.round(r.points / r.seconds)), `${((raw.seconds / r.seconds) * 100).toFixed(0)}%`, path === 'writer' ? `${(median * 100).toFixed(0)}%` : '', cpu]);
+      return cpus.length ? cpus[Math.floor((cpus.length - 1) / 2)].toFixed(2) : '';
+    };
+    const writers = rows.filter((r) => r.store === store && r.path === 'writer');
+    for (const rawPath of rawPaths) {
+      const raw = best(rows, store, rawPath);
+      const raws = rows.filter((r) => r.store === store && r.path === rawPath);
+      const ratios = writers.map((w, i) => raws[i].seconds / w.seconds).sort((a, b) => a - b);
+      const median = ratios.length ? ratios[Math.floor((ratios.length - 1) / 2)] : NaN;
+      const paths = rawPath === rawPaths[0] ? [rawPath, 'writer', 'writer via Kafka'] : [rawPath, 'writer'];
+      for (const path of paths) {
+        const r = best(rows, store, path);
+        if (!r) continue;
+        const label = path === 'writer' && rawPath !== rawPaths[0] ? `writer (vs ${rawPath})` : path;
+        table.push([store, label, String(r.points), r.seconds.toFixed(2), String(Math.round(r.points / r.seconds)), `${((raw.seconds / r.seconds) * 100).toFixed(0)}%`, path === 'writer' ? `${(median * 100).toFixed(0)}%` : '', medianCpu(path)]);
+      }
     }
   }
   const widths = table[0].map((_, c) => Math.max(...table.map((r) => r[c].length)));

@@ -32,14 +32,30 @@ const TYPE_ID: Record<ColumnKind, Bindings.Type> = {
 };
 
 const TWO_32 = 4294967296;
+const INLINE_CACHE_MAX = 4096;
+const utf8 = new TextEncoder();
+
+/** DuckDB's inlined string_t (duckdb.h: uint32 length, then up to 12 bytes, zero-padded), or null when too long. */
+function encodeInlined(v: string): Uint8Array | null {
+  if (v.length > 12) return null;
+  const slot = new Uint8Array(16);
+  const { read, written } = utf8.encodeInto(v, slot.subarray(4));
+  if (read !== v.length || written > 12) return null;
+  new DataView(slot.buffer).setUint32(0, written, true);
+  return slot;
+}
 const MASK_BYTES = Math.ceil(CHUNK_ROWS / 64) * 8;
 
 interface Column {
   kind: ColumnKind;
   /** integer: Int32Array; bigint: Uint32Array (lo, hi pairs); double: Float64Array. */
   data?: Int32Array | Uint32Array | Float64Array;
-  strings?: (string | null)[];
-  /** Validity bits (1 = not null), written only when the column has a null. */
+  /** varchar: DuckDB string_t slots (16 bytes: uint32 length + up to 12 inlined bytes, zero-padded). */
+  slots?: Uint8Array;
+  /** varchar: strings longer than 12 bytes by row (assigned one by one; DuckDB stores them out of line). */
+  long?: (string | null)[];
+  hasLong: boolean;
+  /** Validity bits (1 = not null) of varchar rows, handed over only when the column has a null. */
   mask: Uint8Array;
   hasNull: boolean;
 }
@@ -50,6 +66,8 @@ interface Column {
  */
 export class ChunkBuilder {
   private readonly cols: Column[];
+  /** String → its inlined string_t slot, or null when longer than 12 bytes. */
+  private readonly inlined = new Map<string, Uint8Array | null>();
   private readonly logicalTypes: Bindings.LogicalType[];
 
   constructor(kinds: readonly ColumnKind[]) {
@@ -57,7 +75,9 @@ export class ChunkBuilder {
     this.cols = kinds.map((kind) => ({
       kind,
       data: kind === 'integer' ? new Int32Array(CHUNK_ROWS) : kind === 'bigint' ? new Uint32Array(2 * CHUNK_ROWS) : kind === 'double' ? new Float64Array(CHUNK_ROWS) : undefined,
-      strings: kind === 'varchar' ? new Array<string | null>(CHUNK_ROWS).fill(null) : undefined,
+      slots: kind === 'varchar' ? new Uint8Array(16 * CHUNK_ROWS) : undefined,
+      long: kind === 'varchar' ? new Array<string | null>(CHUNK_ROWS).fill(null) : undefined,
+      hasLong: false,
       mask: new Uint8Array(MASK_BYTES),
       hasNull: false,
     }));
@@ -80,10 +100,35 @@ export class ChunkBuilder {
     (this.cols[col].data as Float64Array)[row] = v;
   }
 
+  /**
+   * Short strings (units, quality: at most 12 UTF-8 bytes) are written as inlined string_t slots
+   * from a small cache, so a chunk's strings cost one copy instead of a native call per row.
+   */
   setVarchar(col: number, row: number, v: string | undefined | null): void {
     const c = this.cols[col];
-    c.strings![row] = v ?? null;
-    if (v === undefined || v === null) c.hasNull = true;
+    const slots = c.slots!;
+    if (v === undefined || v === null) {
+      c.hasNull = true;
+      c.mask[row >> 3] &= ~(1 << (row & 7));
+      slots.fill(0, 16 * row, 16 * row + 16);
+      if (c.hasLong) c.long![row] = null;
+      return;
+    }
+    c.mask[row >> 3] |= 1 << (row & 7);
+    let slot = this.inlined.get(v);
+    if (slot === undefined) {
+      slot = encodeInlined(v);
+      if (this.inlined.size >= INLINE_CACHE_MAX) this.inlined.clear();
+      this.inlined.set(v, slot);
+    }
+    if (slot === null) {
+      c.long![row] = v;
+      c.hasLong = true;
+      slots.fill(0, 16 * row, 16 * row + 16);
+    } else {
+      slots.set(slot, 16 * row);
+      if (c.hasLong) c.long![row] = null;
+    }
   }
 
   /** Appends rows 0..n-1 as one data chunk (the appender copies it) and resets the builder. */
@@ -98,13 +143,17 @@ export class ChunkBuilder {
         const bytes = n * (c.kind === 'integer' ? 4 : 8);
         duckdb.copy_data_to_vector(vector, 0, c.data.buffer as ArrayBuffer, c.data.byteOffset, bytes);
       } else {
-        const s = c.strings!;
-        if (c.hasNull) c.mask.fill(0xff);
-        for (let r = 0; r < n; r++) {
-          const v = s[r];
-          if (v !== null) duckdb.vector_assign_string_element(vector, r, v);
-          else c.mask[r >> 3] &= ~(1 << (r & 7));
-          s[r] = null;
+        const slots = c.slots!;
+        duckdb.copy_data_to_vector(vector, 0, slots.buffer as ArrayBuffer, 0, 16 * n);
+        if (c.hasLong) {
+          const long = c.long!;
+          for (let r = 0; r < n; r++) {
+            const v = long[r];
+            if (v === null) continue;
+            duckdb.vector_assign_string_element(vector, r, v);
+            long[r] = null;
+          }
+          c.hasLong = false;
         }
       }
       if (c.hasNull) {

@@ -236,8 +236,13 @@ export class EmbeddedStore implements StorageBackend {
     }
   }
 
+  /** Event times before this are past raw retention (read once per batch). */
+  private oldestAccepted(): number {
+    return this.now() - this.opts.rawRetentionDays * DAY + MINUTE;
+  }
+
   private tooOld(ts: number): boolean {
-    return ts < this.now() - this.opts.rawRetentionDays * DAY + MINUTE;
+    return ts < this.oldestAccepted();
   }
 
   async writeReadings(readings: Reading[]): Promise<WriteResult> {
@@ -246,10 +251,11 @@ export class EmbeddedStore implements StorageBackend {
       const fresh: SeriesRow[] = [];
       const freshKeys: { key: string; row: SeriesRow }[] = [];
       const sids = new Int32Array(readings.length);
+      const oldest = this.oldestAccepted();
       let written = 0;
       for (let i = 0; i < readings.length; i++) {
         const r = readings[i];
-        if (this.tooOld(r.ts)) {
+        if (r.ts < oldest) {
           rejected.push({ code: STORAGE_ERRORS.tooOld, reason: `event time ${new Date(r.ts).toISOString()} is older than the raw retention (${this.opts.rawRetentionDays} d)`, item: r });
           sids[i] = 0;
           continue;
