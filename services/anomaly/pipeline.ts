@@ -51,7 +51,8 @@ export interface PipelineOptions {
   groupId: string;
   inputTopic: string;
   outputTopic: string;
-  deadLetterTopic: string;
+  /** null: count refused records but do not dead-letter them (a replay would repeat the live service's letters). */
+  deadLetterTopic: string | null;
   fromBeginning: boolean;
   batch: AnomalyConfig['batch'];
   group: AnomalyConfig['group'];
@@ -139,7 +140,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     const scoreMessages = encodeScores(g.output.sensor, g.output.machine, opts.batch.maxScoresPerRecord, opts.headers);
     const topicMessages: { topic: string; messages: OutputMessage[] }[] = [];
     if (scoreMessages.length > 0) topicMessages.push({ topic: opts.outputTopic, messages: scoreMessages });
-    if (letters.length > 0) topicMessages.push({ topic: opts.deadLetterTopic, messages: encodeDeadLetters(letters) });
+    if (letters.length > 0 && opts.deadLetterTopic !== null) topicMessages.push({ topic: opts.deadLetterTopic, messages: encodeDeadLetters(letters) });
     if (topicMessages.length > 0) {
       // Re-scoring the batch is not an option (the detector already learned from it): resend until
       // acknowledged. Consumption of these partitions waits meanwhile (backpressure, no skipping).

@@ -2,7 +2,8 @@
  * Re-scoring history: Kafka is the commit log. A job looks up, per partition, the first offset at or
  * after `from` (ListOffsets by timestamp) and the end (the log end now, or the offset of `to`),
  * then replays that range through a NEW detector (a new model version) in its own consumer group,
- * producing scores tagged with the new version to its own output topic. The live pipeline keeps
+ * producing scores tagged with the new version to its own output topic (refused records are counted,
+ * not dead-lettered again: the live service did that already). The live pipeline keeps
  * running beside it. When the range is done the new version is checkpointed, and optionally promoted
  * to live (that is what `retrain` does).
  */
@@ -83,6 +84,8 @@ export class RescoreJob {
   private resolveDone!: (s: RescoreStatus) => void;
   private finishing = false;
   private seeked = new Set<number>();
+  /** Readings the starting model had already learned from (a job may start from a checkpoint). */
+  private baseReadings = 0;
   private readonly now: () => number;
 
   constructor(
@@ -124,6 +127,7 @@ export class RescoreJob {
       this.detector = built.detector;
       this.parent = built.parent;
       if (built.ledger) this.ledger = built.ledger;
+      this.baseReadings = this.ledger.training().readings;
       if (this.remaining().length === 0) {
         log.info('nothing to replay in the requested range');
         this.status.state = 'running';
@@ -141,7 +145,7 @@ export class RescoreJob {
         groupId: this.status.groupId,
         inputTopic: config.inputTopic,
         outputTopic: config.rescore.outputTopic,
-        deadLetterTopic: config.deadLetterTopic,
+        deadLetterTopic: null,
         fromBeginning: true,
         compression: config.compression,
         batch: { ...config.batch, partitionsConsumedConcurrently: Math.min(config.batch.partitionsConsumedConcurrently, 2) },
@@ -182,7 +186,7 @@ export class RescoreJob {
 
   /** The status with the live reading count. */
   view(): RescoreStatus {
-    return { ...this.status, partitions: this.status.partitions.map((p) => ({ ...p })), readingsScored: this.ledger.training().readings };
+    return { ...this.status, partitions: this.status.partitions.map((p) => ({ ...p })), readingsScored: this.ledger.training().readings - this.baseReadings };
   }
 
   async cancel(): Promise<void> {
@@ -213,7 +217,7 @@ export class RescoreJob {
     this.finishing = true;
     try {
       await this.pipeline?.stop();
-      this.status.readingsScored = this.ledger.training().readings;
+      this.status.readingsScored = this.ledger.training().readings - this.baseReadings;
       this.status.checkpoint = await this.deps.saveModel(this.status, this.detector!, this.ledger, this.parent, this.pipeline);
       if (this.req.promote) {
         await this.deps.promote(this.req.modelVersion, this.detector!, this.ledger);

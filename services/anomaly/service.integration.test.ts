@@ -183,6 +183,7 @@ describeWith([], 'services > anomaly > service (embedded Kafka)', () => {
     const recent = makeReadings({ machines: 2, sensors: 2, perStream: 30, site: 'replay', t0: t0 + 30_000 });
     await produceReadings(producer, 'readings-replay', old, { perRecord: 5, timestamp: t0 });
     await produceReadings(producer, 'readings-replay', recent, { perRecord: 5, timestamp: t0 + 60_000 });
+    await producer.send({ topic: 'readings-replay', acks: -1, messages: [{ key: 'replay/line1/m0', value: 'garbage', timestamp: String(t0 + 60_000) }] });
     const all = [...old, ...recent];
     await waitFor(() => sensorScores(scores, 'm').filter((s) => s.site === 'replay').length >= all.length, 30_000, 'live scored');
 
@@ -196,6 +197,11 @@ describeWith([], 'services > anomaly > service (embedded Kafka)', () => {
     expect(done.state).toBe('done');
     await waitFor(() => sensorScores(scores, 'm').filter((s) => s.site === 'replay').length >= all.length + live.length, 30_000, 'live scored after');
 
+    await waitFor(() => sensorScores(rescored, 'm').filter((s) => s.site === 'replay').length >= recent.length, 10_000, 'rescored collected');
+    // The replay counts the garbage record but does not dead-letter it a second time.
+    await waitFor(() => dead.items.some((d) => d.source.topic === 'readings-replay'), 10_000, 'live dead letter');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(dead.items.filter((d) => d.source.topic === 'readings-replay')).toHaveLength(1);
     const replayed = sensorScores(rescored, 'm').filter((s) => s.site === 'replay');
     // Exactly the readings at or after `from` that were in the log when the job started.
     expect(new Set(replayed.map(readingId))).toEqual(new Set(recent.map(readingId)));
