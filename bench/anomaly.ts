@@ -53,6 +53,8 @@ const { values: args } = parseArgs({
     detectors: { type: 'string', default: 'real,fake' },
     /** Extra node flags for the service process, comma-separated (e.g. --max-semi-space-size=64). */
     'service-node-args': { type: 'string', default: '' },
+    /** JSON merged into the service's config (e.g. '{"batch":{"maxInFlight":4}}'). */
+    'service-config': { type: 'string', default: '{}' },
     /** Compression of the service's score records: none or gzip. */
     compression: { type: 'string', default: 'none' },
     /** Write a CPU profile of the service process into this folder. */
@@ -266,7 +268,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
       brokers: broker.brokers,
       dataDir: join(root, 'service'),
       detector: kind,
-      config: { model: { checkpointIntervalMs: 0 }, compression: args.compression },
+      config: { model: { checkpointIntervalMs: 0 }, compression: args.compression, ...(JSON.parse(args['service-config']) as Record<string, unknown>) },
     }, 120_000, [...(args['service-node-args'] ? args['service-node-args'].split(',') : []), ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [])]);
     const pid = svc.proc.pid!;
     console.error(`[${streams} streams] draining…`);

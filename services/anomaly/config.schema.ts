@@ -59,7 +59,7 @@ export const AnomalyConfig = z.strictObject({
        * Scored batches whose results may be waiting for the produce ack at once. With the batch
        * being scored and the Kafka fetch buffers this bounds the readings held in memory.
        */
-      maxInFlight: z.number().int().min(1).max(64).default(2),
+      maxInFlight: z.number().int().min(1).max(64).default(4),
       /** Partitions processed at once by one instance; their batches are merged into one scoring call. */
       partitionsConsumedConcurrently: z.number().int().min(1).max(256).default(6),
       maxBytesPerPartition: z.number().int().positive().default(1024 * 1024),
