@@ -2,8 +2,9 @@
  * The embedded TimeSeriesStore (no InfluxDB configured): one DuckDB file under
  * `<dataDir>/storage/`, with the same guarantees as the InfluxDB store.
  *
- * - Writes go through DuckDB's appender (the fastest way in); a write resolves after the appender
- *   flushed, i.e. committed to the WAL, so acknowledged data survives a crash of the process.
+ * - Writes go through DuckDB's appender (the fastest way in; readings as whole data chunks, see
+ *   duckdb-chunk.ts); a write resolves after the appender flushed, i.e. committed to the WAL, so
+ *   acknowledged data survives a crash of the process.
  * - Idempotency without a primary-key check on the hot path: a key check made appends ~2-3x slower
  *   here. Point identity is (series id, event time); every read de-duplicates by it (last write wins,
  *   via a per-batch sequence number), and retention runs a compaction that deletes the older copies.
