@@ -39,6 +39,32 @@ describe('ChunkBuilder', () => {
     instance.closeSync();
   });
 
+  it('a chunk reused after one with NULLs and long strings carries none of them over', async () => {
+    const instance = await DuckDBInstance.create(':memory:');
+    const conn = await instance.connect();
+    await conn.run('CREATE TABLE t (i INTEGER, s VARCHAR)');
+    const appender = await conn.createAppender('t');
+    const builder = new ChunkBuilder(['integer', 'varchar']);
+    for (let r = 0; r < 100; r++) {
+      builder.setInteger(0, r, r);
+      builder.setVarchar(1, r, r % 2 === 0 ? null : 'a string longer than twelve bytes');
+    }
+    builder.appendTo(appender, 100);
+    for (let r = 0; r < 100; r++) {
+      builder.setInteger(0, r, 100 + r);
+      builder.setVarchar(1, r, 'degC');
+    }
+    builder.appendTo(appender, 100);
+    appender.flushSync();
+    const [[nulls, longs, units]] = (await conn.runAndReadAll(`SELECT count(*) FILTER (s IS NULL), count(*) FILTER (length(s) > 12), count(*) FILTER (s = 'degC') FROM t WHERE i >= 100`)).getRows();
+    expect([nulls, longs, units]).toEqual([0n, 0n, 100n]);
+    const [[firstNulls]] = (await conn.runAndReadAll(`SELECT count(*) FROM t WHERE i < 100 AND s IS NULL`)).getRows();
+    expect(firstNulls).toBe(50n);
+    appender.closeSync();
+    conn.closeSync();
+    instance.closeSync();
+  });
+
   it('refuses a BIGINT that is not a safe integer instead of storing a wrong value', () => {
     const builder = new ChunkBuilder(['bigint']);
     expect(() => builder.setBigInt(0, 0, 2 ** 60)).toThrow(RangeError);

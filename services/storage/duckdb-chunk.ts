@@ -69,6 +69,7 @@ export class ChunkBuilder {
   /** String → its inlined string_t slot, or null when longer than 12 bytes. */
   private readonly inlined = new Map<string, Uint8Array | null>();
   private readonly logicalTypes: Bindings.LogicalType[];
+  private chunk: Bindings.DataChunk | undefined;
 
   constructor(kinds: readonly ColumnKind[]) {
     this.logicalTypes = kinds.map((k) => duckdb.create_logical_type(TYPE_ID[k]));
@@ -134,7 +135,11 @@ export class ChunkBuilder {
   /** Appends rows 0..n-1 as one data chunk (the appender copies it) and resets the builder. */
   appendTo(appender: DuckDBAppender, n: number): void {
     if (n === 0) return;
-    const chunk = duckdb.create_data_chunk(this.logicalTypes);
+    // One chunk, reset and refilled each time (the appender copies what it is given): a chunk per
+    // call is freed only when V8 happens to collect its handle, and V8 does not see that native
+    // memory (RSS grew ~85 MB per million rows that way).
+    const chunk = (this.chunk ??= duckdb.create_data_chunk(this.logicalTypes));
+    duckdb.data_chunk_reset(chunk);
     duckdb.data_chunk_set_size(chunk, n);
     for (let i = 0; i < this.cols.length; i++) {
       const c = this.cols[i];
