@@ -179,7 +179,7 @@ export async function start(configInput: AnomalyConfig, ctx: ComponentContext, d
       training: ledger.training(),
       quality: ledger.quality(),
       ledger: ledger.toJSON(),
-      details: { ...m.details, groupId: config.groupId },
+      details: { groupId: config.groupId, ...m.details },
     };
   }
 

@@ -216,7 +216,7 @@ describeWith([], 'services > anomaly > service (embedded Kafka)', () => {
     expect(v2.origin).toBe('rescore');
     expect(v2.training.readings).toBe(recent.length);
     expect(v2.training.firstEventTs).toBe(t0 + 30_000);
-    expect(v2.details).toMatchObject({ from: t0 + 60_000 });
+    expect(v2.details).toMatchObject({ from: t0 + 60_000, groupId: 'plantwatch-anomaly-rescore-replay-v2' });
 
     // The same name twice is refused; promoting makes it live.
     const again = await fetch(`${h.opsUrl}/rescore`, { method: 'POST', body: JSON.stringify({ from: t0, modelVersion: 'replay-v2' }) });
