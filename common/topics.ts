@@ -9,6 +9,11 @@ export const TOPICS = {
   scores: 'plantwatch.scores',
   /** Alert lifecycle events (pending, firing, resolved, acknowledged, silenced). */
   alerts: 'plantwatch.alerts',
+  /**
+   * Re-scored history (a replay into a new model version). Apart from `scores` so alert rules never
+   * fire on replayed data; the dashboards and storage can read it deliberately.
+   */
+  scoresRescore: 'plantwatch.scores.rescore',
   /** Anything rejected anywhere, with the reason and the raw bytes. */
   deadLetter: 'plantwatch.deadletter',
 } as const;

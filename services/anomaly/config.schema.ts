@@ -19,7 +19,7 @@ export const SensorLimit = z
   .refine((l) => l.upper === undefined || l.lower === undefined || l.lower < l.upper, 'lower must be below upper');
 
 /** Re-scored history goes to its own topic by default, so alert rules never fire on replayed data. */
-export const RESCORE_TOPIC = `${TOPICS.scores}.rescore`;
+export const RESCORE_TOPIC = TOPICS.scoresRescore;
 
 export const AnomalyConfig = z.strictObject({
   /** Consumer group shared by all instances of the live service. */
