@@ -21,13 +21,15 @@ const Placement = z.enum(['inline', 'worker']);
 /**
  * Where each movable component runs inside the platform's process: `inline` on the main event loop,
  * `worker` in its own worker_threads Worker (own event loop, own core). The anomaly service defaults
- * to a worker: its tfjs scoring stalled the shared loop (bench:dashboard). Storage, alerts, gateway
- * and simulator stay inline: the gateway reads the storage handle's store and the alert API in-process.
+ * to a worker: its tfjs scoring stalled the shared loop (bench:dashboard). Storage, gateway
+ * and simulator stay inline: the gateway reads the storage handle's embedded store in-process.
  */
 export const IsolationConfig = z.strictObject({
   broker: Placement.default('inline'),
   edge: Placement.default('inline'),
   anomaly: Placement.default('worker'),
+  /** In a worker the gateway reaches the alert service over its REST API (loopback HTTP). */
+  alerts: Placement.default('inline'),
 });
 export type IsolationConfig = z.infer<typeof IsolationConfig>;
 

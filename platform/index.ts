@@ -23,6 +23,7 @@ import * as edge from '../edge/index.ts';
 import * as anomaly from '../services/anomaly/index.ts';
 import * as storage from '../services/storage/index.ts';
 import * as alerts from '../services/alerts/index.ts';
+import type { AlertsApi } from '../services/alerts/api.ts';
 import * as gateway from '../services/gateway/index.ts';
 import * as simulator from '../simulators/index.ts';
 
@@ -51,6 +52,7 @@ const WORKER_MODULES: Record<keyof IsolationConfig, string> = {
   broker: new URL('../services/kafka-broker/index.ts', import.meta.url).href,
   edge: new URL('../edge/index.ts', import.meta.url).href,
   anomaly: new URL('../services/anomaly/index.ts', import.meta.url).href,
+  alerts: new URL('../services/alerts/index.ts', import.meta.url).href,
 };
 
 /**
@@ -62,7 +64,8 @@ export interface ComponentHandles {
   edge?: edge.EdgeHandle | WorkerComponentHandle;
   anomaly?: anomaly.AnomalyHandle | WorkerComponentHandle;
   storage?: storage.StorageHandle;
-  alerts?: alerts.AlertsHandle;
+  /** In a worker, AlertsApi calls go to the service's REST API (as for a gateway deployed apart). */
+  alerts?: alerts.AlertsHandle | (WorkerComponentHandle & AlertsApi);
   gateway?: gateway.GatewayHandle;
   simulator?: simulator.SimulatorHandle;
 }
@@ -187,8 +190,19 @@ export async function startPlatform(opts: StartOptions = {}): Promise<PlatformHa
     }
     let store: storage.StorageHandle['store'] | undefined;
     if (wanted.has('storage')) store = add('storage', await storage.start(config.storage, ctxFor('storage'), config.influx)).store;
-    let alertsApi: alerts.AlertsHandle | undefined;
-    if (wanted.has('alerts')) alertsApi = add('alerts', await alerts.start(config.alerts, ctxFor('alerts')));
+    let alertsApi: AlertsApi | undefined;
+    if (wanted.has('alerts')) {
+      if (config.isolation.alerts === 'worker') {
+        const h = await inWorker('alerts', config.alerts, brokers);
+        const url = infoString(h, 'url');
+        if (!url) {
+          await h.close();
+          throw new Error('alerts worker did not report its REST API URL');
+        }
+        const http = new alerts.HttpAlertsApi(url, config.alerts.apiToken);
+        alertsApi = add('alerts', Object.assign(h, { list: http.list.bind(http), acknowledge: http.acknowledge.bind(http), silence: http.silence.bind(http) }));
+      } else alertsApi = add('alerts', await alerts.start(config.alerts, ctxFor('alerts')));
+    }
     let dashboardUrl: string | undefined;
     if (wanted.has('gateway')) {
       const ctx = ctxFor('gateway');
