@@ -6,7 +6,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../common/logger.ts';
@@ -16,21 +15,12 @@ import { startTestBroker, type TestBroker } from '../test/helpers/kafka.ts';
 import { start, type EdgeHandle } from './index.ts';
 import type { EdgeConfigInput } from './config.schema.ts';
 import { readTopic } from './testdata/kafka-read.ts';
+import { freePort } from '../test/helpers/processes.ts';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f().catch(() => undefined);
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function kafkaBroker(opts: Parameters<typeof startTestBroker>[0] = {}): Promise<TestBroker> {
   const k = await startTestBroker(opts);

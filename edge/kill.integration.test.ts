@@ -7,27 +7,17 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Reading } from '../common/messages.ts';
 import { startTestBroker, type TestBroker } from '../test/helpers/kafka.ts';
 import { readTopic } from './testdata/kafka-read.ts';
 import { spawnRunner, type Runner } from './testdata/spawn.ts';
+import { freePort } from '../test/helpers/processes.ts';
 
 const DEVICES = 5;
 const PER_DEVICE = 20_000;
 const WINDOW = 100;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('edge > kill test (SIGKILL mid-stream)', () => {
   let kafka: TestBroker;

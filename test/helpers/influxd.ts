@@ -9,9 +9,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, isAlive, stopChild } from './processes.ts';
 
 export interface InfluxdHandle {
   /** http://127.0.0.1:<port>/<db>: a DSN with the database in the path, as `influx.url` expects. */
@@ -36,18 +36,6 @@ export interface InfluxQueryResponse {
   results: { statement_id: number; error?: string; series?: { name: string; tags?: Record<string, string>; columns: string[]; values: unknown[][] }[] }[];
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 async function ping(baseUrl: string): Promise<boolean> {
   try {
     const res = await fetch(`${baseUrl}/ping`, { signal: AbortSignal.timeout(1000) });
@@ -55,10 +43,6 @@ async function ping(baseUrl: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function alive(child: ChildProcess): boolean {
-  return child.exitCode === null && child.signalCode === null;
 }
 
 export async function startInfluxd(opts: { db?: string } = {}): Promise<InfluxdHandle> {
@@ -103,11 +87,11 @@ export async function startInfluxd(opts: { db?: string } = {}): Promise<InfluxdH
     child = proc;
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
-      if (!alive(proc)) return false;
+      if (!isAlive(proc)) return false;
       if (await ping(baseUrl)) {
         // The pid must still be ours after the answer (a foreign influxd could answer on a raced port).
         await new Promise((r) => setTimeout(r, 50));
-        if (alive(proc)) return true;
+        if (isAlive(proc)) return true;
         return false;
       }
       await new Promise((r) => setTimeout(r, 50));
@@ -124,18 +108,10 @@ export async function startInfluxd(opts: { db?: string } = {}): Promise<InfluxdH
     }
   };
 
-  const stop = async () => {
-    const proc = child;
-    if (!proc || !alive(proc)) return;
-    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const stop = () => stopChild(child, 10_000);
 
   const start = async () => {
-    if (child && alive(child)) return;
+    if (child && isAlive(child)) return;
     // Ports chosen once keep the URL stable across restarts; only the first start may re-pick.
     for (let attempt = 0; attempt < 5; attempt++) {
       if (!httpPort || (attempt > 0 && !startedOnce)) {

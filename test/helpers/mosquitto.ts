@@ -10,10 +10,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
+import { freePort, isAlive, stopChild } from './processes.ts';
 
 export interface MosquittoHandle {
   url: string;
@@ -33,22 +33,6 @@ export interface MosquittoOptions {
   extraConfig?: string[];
   maxQueuedMessages?: number;
   maxInflightMessages?: number;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function alive(child: ChildProcess): boolean {
-  return child.exitCode === null && child.signalCode === null;
 }
 
 async function answers(url: string): Promise<boolean> {
@@ -102,26 +86,18 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     const url = `mqtt://127.0.0.1:${port}`;
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
-      if (!alive(proc)) return false;
-      if (await answers(url)) return alive(proc);
+      if (!isAlive(proc)) return false;
+      if (await answers(url)) return isAlive(proc);
       await new Promise((r) => setTimeout(r, 50));
     }
     proc.kill('SIGKILL');
     throw new Error(`mosquitto did not answer within 10 s; log: ${tail()}`);
   };
 
-  const stop = async () => {
-    const proc = child;
-    if (!proc || !alive(proc)) return;
-    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const stop = () => stopChild(child, 5000);
 
   const start = async () => {
-    if (child && alive(child)) return;
+    if (child && isAlive(child)) return;
     for (let attempt = 0; attempt < 5; attempt++) {
       if (!startedOnce) port = await freePort();
       if (await launch()) {

@@ -1,0 +1,33 @@
+/**
+ * Small pieces every test that owns a server process or picks ports needs: a free loopback port,
+ * whether a child is still running, and a SIGTERM-then-SIGKILL stop.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+
+/** A port free on 127.0.0.1 right now (the OS picks it; another process could still take it later). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function isAlive(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
+export async function stopChild(child: ChildProcess | undefined, graceMs: number): Promise<void> {
+  if (!child || !isAlive(child)) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
