@@ -67,6 +67,10 @@ describe('services > gateway > rest', () => {
     const bad = await api(`/api/series?machine=m1&from=${t0 + 10}&to=${t0}`, { token: VIEWER_TOKEN });
     expect(bad.status).toBe(400);
     expect(bad.json.message).toContain('from must be before to');
+    // `to` defaults to now: a `from` in the future is still the caller's mistake, not a store outage.
+    const future = await api(`/api/series?machine=m1&from=${Date.now() + 3600_000}`, { token: VIEWER_TOKEN });
+    expect(future.status).toBe(400);
+    expect(future.json.error).toBe('GATEWAY_BAD_REQUEST');
     expect((await api('/api/series?machine=m1&maxPoints=lots', { token: VIEWER_TOKEN })).status).toBe(400);
     expect((await api('/api/series?machine=m1&bogus=1', { token: VIEWER_TOKEN })).json.error).toBe('GATEWAY_BAD_REQUEST');
     expect((await api('/api/series?machine=m%2F1', { token: VIEWER_TOKEN })).status).toBe(400);

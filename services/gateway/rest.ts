@@ -156,6 +156,8 @@ export function restRoutes(d: RestDeps): (req: IncomingMessage, res: ServerRespo
         const q = parse(SeriesQuery, query);
         const to = q.to ?? now();
         const from = q.from ?? to - 3600_000;
+        // A reversed range is the caller's mistake (400), not a store outage (503).
+        if (from >= to) throw new GatewayError('GATEWAY_BAD_REQUEST', `from must be before to (from ${from}, to ${to})`);
         const maxPoints = Math.min(q.maxPoints, d.config.maxSeriesPoints);
         const sq = { site: q.site, line: q.line, machine: q.machine, sensor: q.sensor, from, to, maxPoints };
         const [series, scores] = await Promise.all([fromStore(d.store.querySeries(sq)), q.scores === 'true' ? fromStore(d.store.queryScores(sq)) : Promise.resolve(undefined)]);
