@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { Command } from 'commander';
-import { ConfigError } from '../common/errors.ts';
+import { ConfigError, PlatformError } from '../common/errors.ts';
 import { startPlatform, type PlatformHandle } from '../platform/index.ts';
 import { COMPONENTS, type ComponentName } from '../platform/config.schema.ts';
 
@@ -21,7 +21,9 @@ function fail(err: unknown): never {
     process.exit(2);
   }
   const e = err as Error;
-  process.stderr.write(`plantwatch: ${e?.message ?? String(err)}\n`);
+  // A coded failure points at its entry in docs/errors.md (cause and fix).
+  const code = err instanceof PlatformError ? ` [${err.code}, see docs/errors.md]` : '';
+  process.stderr.write(`plantwatch: ${e?.message ?? String(err)}${code}\n`);
   if (process.env.PLANTWATCH_DEBUG) process.stderr.write(`${e?.stack ?? ''}\n`);
   process.exit(1);
 }

@@ -16,6 +16,7 @@ import { createKafkaClients, ensureTopics, type KafkaClients } from '../common/k
 import type { ComponentContext, ComponentHandle } from '../common/component.ts';
 import { PlatformConfig, COMPONENTS, type ComponentName, type IsolationConfig, type PlatformConfigInput } from './config.schema.ts';
 import { preflight } from './preflight.ts';
+import { checkPortClashes, explainListenError, listenerPorts } from './ports.ts';
 import { startInWorker, type WorkerComponentHandle } from './worker.ts';
 import type { LevelWithSilent } from 'pino';
 import * as broker from '../services/kafka-broker/index.ts';
@@ -92,6 +93,8 @@ export async function startPlatform(opts: StartOptions = {}): Promise<PlatformHa
   if (needsKafka && !external && !wanted.has('broker')) {
     throw new ConfigError('invalid config: kafka.brokers (KAFKA_BROKERS): required when the embedded broker is not started in this process');
   }
+  const ports = listenerPorts(config as unknown as Record<string, unknown>, [...wanted]);
+  checkPortClashes(ports);
   const logger = opts.logger ?? createLogger({ level: config.log.level });
   if (!opts.skipPreflight) await preflight({ kafkaBrokers: config.kafka.brokers, mqttUrl: wanted.has('edge') ? config.mqtt.url : '', influxUrl: wanted.has('storage') || wanted.has('gateway') ? config.influx.url : '' });
 
@@ -226,7 +229,7 @@ export async function startPlatform(opts: StartOptions = {}): Promise<PlatformHa
     return { config, logger, kafkaBrokers: brokers, dashboardUrl, mqttUrl, components, registries, close: closeOnce };
   } catch (err) {
     await closeOnce();
-    throw err;
+    throw explainListenError(err, ports);
   }
 }
 

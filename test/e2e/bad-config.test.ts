@@ -6,7 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/processes.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'pw-badconfig-'));
@@ -59,4 +61,27 @@ describe('e2e > bad config', () => {
       expect(r.code).toBe(2);
     });
   }
+
+  it('exits 2 naming the setting when a port is already taken (a second npm start, another server on 8080)', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '0.0.0.0', r));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const env: Record<string, string> = { PLANTWATCH_GATEWAY__PORT: String(port) };
+      for (const key of ['BROKER__PORT', 'BROKER__HTTP_PORT', 'EDGE__EMBEDDED__PORT', 'EDGE__HTTP_PORT', 'ANOMALY__HTTP_PORT', 'STORAGE__HTTP_PORT', 'ALERTS__HTTP_PORT']) env[`PLANTWATCH_${key}`] = String(await freePort());
+      const r = startWith([], env);
+      expect(r.stderr).toBe(
+        `plantwatch: invalid config: gateway.port (PLANTWATCH_GATEWAY__PORT): 0.0.0.0:${port} is already in use (another Plantwatch or another server is listening there); stop it or choose a free port`,
+      );
+      expect(r.code).toBe(2);
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('exits 2 before starting anything when two settings share a port', () => {
+    const r = startWith([], { PLANTWATCH_EDGE__HTTP_PORT: '8080' });
+    expect(r.stderr).toBe('plantwatch: invalid config: edge.httpPort and gateway.port are both set to port 8080: each listener needs its own port');
+    expect(r.code).toBe(2);
+  });
 });
