@@ -504,19 +504,31 @@ export async function createDetector(
     replayY[slot] = y;
   }
 
-  function train(): void {
+  /**
+   * The training schedule: `trainSteps` Adam steps per `trainEvery` accepted readings, taken one at a
+   * time every `trainEvery / trainSteps` readings (counted across calls), so training costs the same
+   * per reading whatever the batch size and a big batch never carries a burst of steps. Driven only
+   * by the reading count: the same input gives the same model, however fast it arrives.
+   */
+  const readingsPerStep = Math.max(1, Math.round(cfg.model.trainEvery / cfg.model.trainSteps));
+  function trainDue(): void {
+    while (sinceTrain >= readingsPerStep) {
+      sinceTrain -= readingsPerStep;
+      trainStep();
+    }
+  }
+
+  function trainStep(): void {
     const B = Math.min(cfg.model.batchSize, replayCount);
     if (B < 16) return;
     const xb = new Float32Array(B * F);
     const yb = new Float32Array(B);
-    for (let s = 0; s < cfg.model.trainSteps; s++) {
-      for (let i = 0; i < B; i++) {
-        const j = Math.floor(rng.next() * replayCount);
-        xb.set(replayX.subarray(j * F, j * F + F), i * F);
-        yb[i] = replayY[j];
-      }
-      model.trainStep(xb, yb, B);
+    for (let i = 0; i < B; i++) {
+      const j = Math.floor(rng.next() * replayCount);
+      xb.set(replayX.subarray(j * F, j * F + F), i * F);
+      yb[i] = replayY[j];
     }
+    model.trainStep(xb, yb, B);
     trainings++;
   }
 
@@ -843,10 +855,7 @@ export async function createDetector(
       out.machine.push(scoreMachine(m));
     }
 
-    if (sinceTrain >= cfg.model.trainEvery) {
-      sinceTrain = 0;
-      train();
-    }
+    trainDue();
     return out;
   }
 
