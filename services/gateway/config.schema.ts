@@ -61,6 +61,12 @@ export const LiveConfig = z.strictObject({
   statusIntervalMs: z.number().int().positive().default(2000),
   /** Most live items held for one subscription while its backfill is being read. */
   maxHeldPerSubscription: z.number().int().positive().default(20_000),
+  /**
+   * A client whose connection has more than this many messages waiting to be sent (a display on bad
+   * Wi-Fi, a frozen tab) has its connection closed instead of the gateway buffering for it without
+   * bound; it reconnects and resumes from its per-series cursors, so it gets the gap from history.
+   */
+  maxQueuedMessagesPerClient: z.number().int().min(8).default(256),
   /** Subscriptions one socket may hold at once. */
   maxSubscriptionsPerSocket: z.number().int().positive().default(16),
 });

@@ -305,4 +305,38 @@ describe('services > gateway > sockets', () => {
     const bad = await subscribe(s, { scope: { machine: 'm1' } } as SubscribeRequest);
     expect(bad.ok === false && bad.error.code).toBe('GATEWAY_BAD_REQUEST');
   });
+  it('closes the connection of a client that stops reading, keeps serving the others, and lets it resume', async () => {
+    tg = await startTestGateway({ live: { maxQueuedMessagesPerClient: 8, flushIntervalMs: 10, maxUpdatesPerSecond: 50 } });
+    const slow = client(tg.gw.url, VIEWER_TOKEN);
+    const healthy = client(tg.gw.url, VIEWER_TOKEN);
+    await Promise.all([slow, healthy].map(connected));
+    const gotHealthy = collect(healthy);
+    const disconnected = new Promise<string>((r) => slow.once('disconnect', r));
+    for (const s of [slow, healthy]) expect((await subscribe(s, { scope: { site: 'plant1' } })).ok).toBe(true);
+    // The slow client stops reading its TCP socket (a frozen tab, a display behind a dead access point).
+    const transport = (slow.io as unknown as { engine: { transport: { ws: { _socket: { pause(): void; resume(): void } } } } }).engine.transport;
+    transport.ws._socket.pause();
+    const big = 'x'.repeat(200);
+    let t = Date.now();
+    const push = () => tg!.live.readings(Array.from({ length: 2000 }, (_, i) => reading(`m${i % 50}`, `s${i}`, t, i, { unit: big })));
+    const metricOf = async () => Number(/plantwatch_gateway_slow_clients_closed_total(?:\{[^}]*\})? (\d+)/.exec(await (await fetch(`${tg!.gw.url}/metrics`)).text())?.[1] ?? 0);
+    // Kernel buffers absorb the first megabytes; then the gateway's own queue grows until the limit.
+    const end = Date.now() + 20_000;
+    while ((await metricOf()) === 0) {
+      if (Date.now() > end) throw new Error('the slow client was never closed');
+      t += 1;
+      push();
+      await sleep(20);
+    }
+    expect(await metricOf()).toBe(1);
+    // The healthy client went on receiving the whole time and still does.
+    const before = readingsOf(gotHealthy).length;
+    t += 1;
+    push();
+    await until(() => readingsOf(gotHealthy).length > before);
+    // Once the slow client reads again, it sees its transport closed: socket.io-client reconnects
+    // on "transport close" (not on a server-side disconnect), and re-subscribes with its cursors.
+    transport.ws._socket.resume();
+    expect(await disconnected).toBe('transport close');
+  }, 30_000);
 });

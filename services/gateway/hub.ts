@@ -102,6 +102,7 @@ export interface HubMetrics {
   liveIn: prom.Counter<'kind'>;
   liveOutItems: prom.Counter<'kind'>;
   liveMessages: prom.Counter;
+  slowClients: prom.Counter;
   coalesced: prom.Counter<'kind'>;
   late: prom.Counter<'kind'>;
   invalid: prom.Counter<'topic'>;
@@ -120,6 +121,7 @@ export function createHubMetrics(reg: Registry): HubMetrics {
     liveIn: new prom.Counter({ name: 'plantwatch_gateway_live_in_total', help: 'Live items received from the live source', labelNames: kindLabel, registers: [reg] }),
     liveOutItems: new prom.Counter({ name: 'plantwatch_gateway_live_out_items_total', help: 'Live items delivered to sockets (per socket)', labelNames: kindLabel, registers: [reg] }),
     liveMessages: new prom.Counter({ name: 'plantwatch_gateway_live_messages_total', help: 'Socket `live` messages sent (per socket)', registers: [reg] }),
+    slowClients: new prom.Counter({ name: 'plantwatch_gateway_slow_clients_closed_total', help: 'Connections closed because too many messages were queued for them (they reconnect and resume from their cursors)', registers: [reg] }),
     coalesced: new prom.Counter({ name: 'plantwatch_gateway_coalesced_total', help: 'Live items replaced by a newer one of the same series before being sent', labelNames: kindLabel, registers: [reg] }),
     late: new prom.Counter({ name: 'plantwatch_gateway_late_dropped_total', help: 'Live items not pushed because a newer one of the series was already queued or sent (still stored)', labelNames: kindLabel, registers: [reg] }),
     invalid: new prom.Counter({ name: 'plantwatch_gateway_invalid_records_total', help: 'Kafka records that failed validation', labelNames: ['topic'] as const, registers: [reg] }),
@@ -319,7 +321,7 @@ export class LiveHub implements LiveSink {
     const shared = new Map<string, string[]>();
     for (const [id, gis] of perSocket) {
       const sess = this.sessions.get(id);
-      if (!sess) continue;
+      if (!sess || this.closeIfSlow(sess)) continue;
       if (sess.backfilling > 0 || sess.marks.size > 0) {
         this.deliverOne(sess, gis.flatMap((gi) => groupList[gi]), now);
         continue;
@@ -336,6 +338,21 @@ export class LiveHub implements LiveSink {
       this.o.metrics.liveMessages.inc(ids.length);
     }
     end();
+  }
+
+  /**
+   * Bounds what the gateway buffers per client: engine.io queues messages while the connection
+   * cannot take them. Closing the transport (not `socket.disconnect()`, after which socket.io
+   * clients stay away) makes the client reconnect and re-subscribe with its cursors, so it fills the
+   * gap from history instead of the gateway holding an ever longer backlog.
+   */
+  private closeIfSlow(sess: Session): boolean {
+    const queued = (sess.socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
+    if (queued <= this.live.maxQueuedMessagesPerClient) return false;
+    this.o.metrics.slowClients.inc();
+    this.o.logger.warn({ socket: sess.socket.id, user: sess.principal.name, queued, limit: this.live.maxQueuedMessagesPerClient }, 'closing a slow client connection: too many messages queued for it (it will reconnect and resume)');
+    sess.socket.conn.close();
+    return true;
   }
 
   private payload(items: LiveItem[], now: number, copies: number): LivePayload {
