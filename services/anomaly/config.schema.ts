@@ -53,8 +53,15 @@ export const AnomalyConfig = z.strictObject({
   limits: z.record(SensorKey, SensorLimit).default({}),
   batch: z
     .strictObject({
-      /** Upper bound on readings in one `scoreBatch` call (a bigger single Kafka batch is scored whole). */
+      /** Upper bound on readings in one `scoreBatch` call (a bigger Kafka batch is split across calls). */
       maxReadings: z.number().int().positive().default(8192),
+      /**
+       * Adaptive limit: a call takes at most as many readings as the detector is measured to score
+       * in this many ms, so no reading waits long behind one call (0: always up to `maxReadings`).
+       */
+      targetBatchMs: z.number().nonnegative().max(10_000).default(20),
+      /** The adaptive limit never drops below this many readings (per-call costs stay shared). */
+      minReadings: z.number().int().positive().default(256),
       /**
        * Scored batches whose results may be waiting for the produce ack at once. With the batch
        * being scored and the Kafka fetch buffers this bounds the readings held in memory.

@@ -111,6 +111,8 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   const scorer = new BatchScorer<PartitionWork>({
     detector: opts.detector,
     maxReadings: opts.batch.maxReadings,
+    targetBatchMs: opts.batch.targetBatchMs,
+    minReadings: opts.batch.minReadings,
     maxInFlight: opts.batch.maxInFlight,
     afterScore: (g) => {
       uncommitted += g.items.length;

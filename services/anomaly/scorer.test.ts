@@ -28,11 +28,93 @@ describe('services > anomaly > scorer', () => {
     expect(delivered[1].output.sensor.map((s) => s.machine)).toEqual([...'bbbbccccc']);
   });
 
-  it('never puts more than maxReadings in one call (a single bigger batch goes alone)', async () => {
+  it('never puts more than maxReadings in one call: a bigger submission is split across calls, in order', async () => {
     const det = new FakeDetector({ delayMs: 5 });
     const scorer = new BatchScorer<number>({ detector: () => det, deliver: async () => undefined, maxReadings: 10, maxInFlight: 2 });
-    await Promise.all([scorer.submit(rs('a', 1), 0), scorer.submit(rs('b', 6), 1), scorer.submit(rs('c', 6), 2), scorer.submit(rs('d', 12), 3), scorer.submit(rs('e', 3), 4)]);
-    expect(det.calls).toEqual([1, 6, 6, 12, 3]);
+    const subs = [rs('a', 1), rs('b', 6), rs('c', 6), rs('d', 12), rs('e', 3)];
+    await Promise.all(subs.map((r, i) => scorer.submit(r, i)));
+    expect(det.calls).toEqual([1, 10, 10, 7]);
+    await scorer.idle();
+    expect(scorer.pendingReadings).toBe(0);
+  });
+
+  it('adapts the batch limit to the measured cost so that a call takes about targetBatchMs (within min/max)', async () => {
+    let clock = 0;
+    const det = new FakeDetector();
+    const score = det.scoreBatch.bind(det);
+    let msPerReading = 0.125;
+    det.scoreBatch = async (r) => {
+      clock += r.length * msPerReading;
+      return score(r);
+    };
+    const opts = { detector: () => det, deliver: async () => undefined, maxReadings: 1000, maxInFlight: 1, targetBatchMs: 5, minReadings: 16, now: () => clock };
+    const scorer = new BatchScorer<number>(opts);
+    expect(scorer.batchLimit).toBe(1000); // nothing measured yet
+    await scorer.submit(rs('a', 200), 0);
+    expect(scorer.batchLimit).toBe(40); // 5 ms / 0.125 ms
+    await scorer.submit(rs('b', 100), 1);
+    expect(det.calls).toEqual([200, 40, 40, 20]);
+    msPerReading = 10; // a very slow detector: the floor keeps per-call costs shared
+    for (let i = 0; i < 30; i++) await scorer.submit(rs(`c${i}`, 16), i);
+    expect(scorer.batchLimit).toBe(16);
+    msPerReading = 0.001; // a fast one: capped by maxReadings
+    for (let i = 0; i < 60; i++) await scorer.submit(rs(`d${i}`, 16), i);
+    expect(scorer.batchLimit).toBe(1000);
+  });
+
+  it('resolves a split submission only when every part was delivered, and keeps exclusive work out of it', async () => {
+    const det = new FakeDetector({ delayMs: 2 });
+    const events: string[] = [];
+    const gates: ReturnType<typeof deferred>[] = [];
+    const scorer = new BatchScorer<string>({
+      detector: () => det,
+      afterScore: (g) => events.push(`scored ${g.readings} [${g.items.join(',')}]`),
+      deliver: () => {
+        const d = deferred();
+        gates.push(d);
+        return d.promise;
+      },
+      maxReadings: 4,
+      maxInFlight: 4,
+    });
+    let done = false;
+    const big = scorer.submit(rs('a', 10), 'big').then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 1));
+    const snap = scorer.exclusive(async () => void events.push('snapshot'));
+    const after = scorer.submit(rs('b', 1), 'after');
+    while (!events.includes('snapshot')) await new Promise((r) => setTimeout(r, 5));
+    // The metadata travels with the last part; the snapshot waits until the whole submission is in.
+    expect(events.slice(0, 4)).toEqual(['scored 4 []', 'scored 4 []', 'scored 2 [big]', 'snapshot']);
+    gates[2].resolve();
+    gates[0].resolve();
+    await new Promise((r) => setTimeout(r, 5));
+    expect(done).toBe(false);
+    gates[1].resolve();
+    await big;
+    await snap;
+    while (gates.length < 4) await new Promise((r) => setTimeout(r, 5));
+    gates[3].resolve();
+    await after;
+    expect(events.at(-1)).toBe('scored 1 [after]');
+  });
+
+  it('a failed part rejects the submission once and its rest is not scored', async () => {
+    const det = new FakeDetector({ delayMs: 2 });
+    let sends = 0;
+    const scorer = new BatchScorer<number>({
+      detector: () => det,
+      deliver: async () => {
+        if (sends++ === 0) throw new Error('produce failed');
+      },
+      maxReadings: 4,
+      maxInFlight: 1,
+    });
+    await expect(scorer.submit(rs('a', 10), 0)).rejects.toThrow('produce failed');
+    await scorer.idle();
+    expect(det.calls).toEqual([4]);
+    expect(scorer.pendingReadings).toBe(0);
+    await scorer.submit(rs('b', 3), 1);
+    expect(det.calls).toEqual([4, 3]);
   });
 
   it('resolves a submission only after its delivery succeeded, and rejects it when delivery fails', async () => {
