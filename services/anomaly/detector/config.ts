@@ -89,6 +89,14 @@ export const DetectorConfig = z
         /** Train after this many new accepted readings (over all streams). */
         trainEvery: z.number().int().min(16).default(1000),
         trainSteps: z.number().int().min(1).default(8),
+        /**
+         * Adam steps after which the shared model counts as mature: from then on it takes the same
+         * `trainSteps` per `matureTrainEvery` readings (it only tracks slow change, and training
+         * no longer costs more CPU than scoring). Counted in steps, so it is checkpointed and
+         * deterministic; 0 = never.
+         */
+        matureSteps: z.number().int().min(0).default(4000),
+        matureTrainEvery: z.number().int().min(16).default(8000),
         batchSize: z.number().int().min(8).default(64),
         seed: z.number().int().default(42),
       })
@@ -98,6 +106,8 @@ export const DetectorConfig = z
         replaySize: 4096,
         trainEvery: 1000,
         trainSteps: 8,
+        matureSteps: 4000,
+        matureTrainEvery: 8000,
         batchSize: 64,
         seed: 42,
       }),

@@ -162,6 +162,38 @@ describe('services > anomaly > detector', () => {
     expect(moreB).toEqual(moreA);
   });
 
+  it('trains by reading count: one Adam step per trainEvery/trainSteps readings whatever the batch size, slower once mature', async () => {
+    const rs = syntheticStream({ length: 3000, at: 3000, injection: 'none', seed: 3 });
+    const steps = async (batch: number, model: Partial<DetectorConfig['model']> = {}) => {
+      const d = await detector({ model: { ...cfg.model, ...model } });
+      await feed(d, rs, batch);
+      return (await d.snapshot()).model.step;
+    };
+    // 3000 readings, one step per 125 of them, whether they come 50 or 3000 at a time
+    expect([await steps(50), await steps(1000), await steps(3000)]).toEqual([24, 24, 24]);
+    // mature after 8 steps (1000 readings): then one step per 500 readings
+    const mature = { matureSteps: 8, matureTrainEvery: 4000 };
+    expect([await steps(50, mature), await steps(3000, mature)]).toEqual([12, 12]);
+  });
+
+  it('a captured snapshot completes to the state at capture while scoring goes on (evictions and new streams included)', async () => {
+    const mk = (m: number, s: number, i: number): Reading => ({ site: 'p', line: 'l', machine: `m${m}`, sensor: `s${s}`, ts: 1_000_000 + i * 1000, value: Math.sin(i / 5 + s) + ((i * 7919 + m) % 13) / 100, receivedAt: 0 });
+    const round = (i: number, machines: number) => Array.from({ length: machines * 3 }, (_, k) => mk(Math.floor(k / 3), k % 3, i));
+    const a = await detector({ maxStreams: 30 });
+    const b = await detector({ maxStreams: 30 });
+    for (let i = 0; i < 40; i++) for (const d of [a, b]) await d.scoreBatch(round(i, 10));
+    const captured = a.captureSnapshot();
+    const reference = await b.snapshot();
+    // a keeps scoring: its streams change, machine m10 evicts the oldest streams, new ones appear
+    for (let i = 40; i < 45; i++) await a.scoreBatch([...round(i, 10), mk(10, 0, i), mk(10, 1, i), mk(11 + i, 0, i)]);
+    const snap = await captured.complete();
+    expect({ ...snap, createdAt: 0 }).toEqual({ ...reference, createdAt: 0 });
+    // and it restores into a detector that scores like b
+    const c = await detector({ maxStreams: 30 });
+    await c.restore(JSON.parse(JSON.stringify(snap)));
+    expect(await c.scoreBatch(round(50, 10))).toEqual(await b.scoreBatch(round(50, 10)));
+  });
+
   it('scores a machine with per-sensor contributions pointing at the sensor that broke ranks', async () => {
     const det = await detector();
     const rs: Reading[] = [];

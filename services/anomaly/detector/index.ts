@@ -56,6 +56,12 @@ export interface StreamDetector {
   /** Configure limits for time-to-limit prediction: key `${site}/${line}/${machine}/${sensor}` */
   setLimits?(limits: Record<string, { upper?: number; lower?: number }>): void;
   snapshot(): Promise<DetectorSnapshot>;
+  /**
+   * The state as of now, without stopping scoring while it is serialised: what is cheap (model,
+   * counters) is copied at once; a stream or machine is copied just before scoring changes it, the
+   * rest by `complete()`, which yields to the event loop as it goes. `snapshot()` = capture + complete.
+   */
+  captureSnapshot(): { complete(): Promise<DetectorSnapshot> };
   restore(s: DetectorSnapshot): Promise<void>;
   streamCount(): number;
   /** Bytes of state held for streams (for memory bounds / bench). */
@@ -372,6 +378,17 @@ class MachineState {
 
 // ---------------------------------------------------------------------------------------------
 
+/** A snapshot being completed: the streams and machines it has not copied yet, and early copies. */
+interface SnapshotCopy {
+  streams: Set<SensorState>;
+  machines: Set<MachineState>;
+  streamJson: Map<SensorState, SensorStateJson>;
+  machineJson: Map<MachineState, MachineStateJson>;
+}
+
+/** Longest stretch a snapshot's completion holds the event loop. */
+const SNAPSHOT_SLICE_MS = 10;
+
 /** Per-reading record carried between the passes of one scoreBatch call. */
 interface Pending {
   reading: Reading;
@@ -423,6 +440,14 @@ export async function createDetector(
   const model = new Predictor(F, cfg.model.hidden, cfg.model.learningRate, rng);
   const streams = new Map<string, SensorState>();
   const machines = new Map<string, MachineState>();
+  /** Snapshots being completed (copy-on-write; usually none). */
+  const copies: SnapshotCopy[] = [];
+  function keepStream(st: SensorState): void {
+    for (const c of copies) if (c.streams.delete(st)) c.streamJson.set(st, st.toJson());
+  }
+  function keepMachine(m: MachineState): void {
+    for (const c of copies) if (c.machines.delete(m)) c.machineJson.set(m, m.toJson());
+  }
   let limits: Record<string, { upper?: number; lower?: number }> = {};
   // Replay reservoir of (window, target) examples over all streams.
   const R = cfg.model.replaySize;
@@ -442,6 +467,7 @@ export async function createDetector(
   function touchStream(r: Reading, t: number): SensorState {
     const key = `${r.site}/${r.line}/${r.machine}/${r.sensor}`;
     let st = streams.get(key);
+    if (st && copies.length > 0) keepStream(st);
     touchSeq++;
     if (st) {
       // Map order is the LRU order. Moving a key costs a delete and an insert, so a stream touched
@@ -470,10 +496,12 @@ export async function createDetector(
   function evictStream(key: string): void {
     const st = streams.get(key);
     if (!st) return;
+    if (copies.length > 0) keepStream(st);
     streams.delete(key);
     const mk = st.machineKey;
     const m = machines.get(mk);
     if (m) {
+      if (copies.length > 0) keepMachine(m);
       const i = m.sensors.indexOf(st.sensor);
       if (i >= 0) m.has[i] = 0;
       if (!m.has.some((h) => h === 1)) machines.delete(mk);
@@ -505,15 +533,19 @@ export async function createDetector(
   }
 
   /**
-   * The training schedule: `trainSteps` Adam steps per `trainEvery` accepted readings, taken one at a
-   * time every `trainEvery / trainSteps` readings (counted across calls), so training costs the same
-   * per reading whatever the batch size and a big batch never carries a burst of steps. Driven only
-   * by the reading count: the same input gives the same model, however fast it arrives.
+   * The training schedule: `trainSteps` Adam steps per `trainEvery` accepted readings (per
+   * `matureTrainEvery` once the model took `matureSteps` steps), taken one at a time every
+   * `trainEvery / trainSteps` readings (counted across calls), so training costs the same per reading
+   * whatever the batch size and a big batch never carries a burst of steps. Driven only by the
+   * reading count: the same input gives the same model, however fast it arrives.
    */
   const readingsPerStep = Math.max(1, Math.round(cfg.model.trainEvery / cfg.model.trainSteps));
+  const matureReadingsPerStep = Math.max(1, Math.round(cfg.model.matureTrainEvery / cfg.model.trainSteps));
   function trainDue(): void {
-    while (sinceTrain >= readingsPerStep) {
-      sinceTrain -= readingsPerStep;
+    for (;;) {
+      const every = cfg.model.matureSteps > 0 && model.step >= cfg.model.matureSteps ? matureReadingsPerStep : readingsPerStep;
+      if (sinceTrain < every) return;
+      sinceTrain -= every;
       trainStep();
     }
   }
@@ -680,6 +712,7 @@ export async function createDetector(
       const { st, reading: r } = p;
       const mk = st.machineKey;
       let m = machines.get(mk);
+      if (m && copies.length > 0) keepMachine(m);
       if (!m) {
         m = new MachineState(mk, r.site, r.line, r.machine, cfg.maxSensorsPerMachine);
         machines.set(mk, m);
@@ -921,28 +954,62 @@ export async function createDetector(
     return score;
   }
 
+  function captureSnapshot(): { complete(): Promise<DetectorSnapshot> } {
+    const streamOrder = [...streams.values()];
+    const machineOrder = [...machines.values()];
+    const copy: SnapshotCopy = { streams: new Set(streamOrder), machines: new Set(machineOrder), streamJson: new Map(), machineJson: new Map() };
+    copies.push(copy);
+    const head = {
+      version: SNAPSHOT_VERSION,
+      createdAt: now(),
+      modelVersion: cfg.modelVersion,
+      config: cfg,
+      rngState: rng.state,
+      sinceTrain,
+      trainings,
+      replay: { seen: replaySeen, count: replayCount, x: Array.from(replayX.subarray(0, replayCount * F)), y: Array.from(replayY.subarray(0, replayCount)) },
+      model: model.state(),
+    };
+    const limitsThen = { ...limits };
+    let done: Promise<DetectorSnapshot> | undefined;
+    const complete = async (): Promise<DetectorSnapshot> => {
+      try {
+        let since = performance.now();
+        const pause = async (i: number) => {
+          if ((i & 127) !== 127 || performance.now() - since < SNAPSHOT_SLICE_MS) return;
+          await new Promise((r) => setImmediate(r));
+          since = performance.now();
+        };
+        const streamsJson: SensorStateJson[] = new Array(streamOrder.length);
+        for (let i = 0; i < streamOrder.length; i++) {
+          const st = streamOrder[i];
+          streamsJson[i] = copy.streams.delete(st) ? st.toJson() : copy.streamJson.get(st)!;
+          await pause(i);
+        }
+        const machinesJson: MachineStateJson[] = new Array(machineOrder.length);
+        for (let i = 0; i < machineOrder.length; i++) {
+          const m = machineOrder[i];
+          machinesJson[i] = copy.machines.delete(m) ? m.toJson() : copy.machineJson.get(m)!;
+          await pause(i);
+        }
+        return { ...head, streams: streamsJson, machines: machinesJson, limits: limitsThen };
+      } finally {
+        copies.splice(copies.indexOf(copy), 1);
+      }
+    };
+    return { complete: () => (done ??= complete()) };
+  }
+
   return {
     modelVersion: cfg.modelVersion,
     scoreBatch,
     setLimits(l) {
       limits = { ...limits, ...l };
     },
-    async snapshot(): Promise<DetectorSnapshot> {
-      return {
-        version: SNAPSHOT_VERSION,
-        createdAt: now(),
-        modelVersion: cfg.modelVersion,
-        config: cfg,
-        rngState: rng.state,
-        sinceTrain,
-        trainings,
-        replay: { seen: replaySeen, count: replayCount, x: Array.from(replayX.subarray(0, replayCount * F)), y: Array.from(replayY.subarray(0, replayCount)) },
-        model: model.state(),
-        streams: [...streams.values()].map((s) => s.toJson()),
-        machines: [...machines.values()].map((m) => m.toJson()),
-        limits: { ...limits },
-      };
+    snapshot(): Promise<DetectorSnapshot> {
+      return captureSnapshot().complete();
     },
+    captureSnapshot,
     async restore(s: DetectorSnapshot): Promise<void> {
       if (s.version !== SNAPSHOT_VERSION) throw new Error(`unsupported detector snapshot version ${s.version}`);
       const c = s.config;
