@@ -26,6 +26,12 @@ export interface ScoringDetector {
   scoreBatch(readings: Reading[]): Promise<ScoreOutputLike>;
   setLimits?(limits: SensorLimits): void;
   snapshot(): Promise<DetectorSnapshotLike>;
+  /**
+   * Optional: the state as of now, completed later while scoring goes on (copy-on-write). The
+   * service captures under its lock and completes outside it, so a big checkpoint does not stop
+   * scoring. `complete()` must be called.
+   */
+  captureSnapshot?(): { complete(): Promise<DetectorSnapshotLike> };
   restore(s: DetectorSnapshotLike): Promise<void>;
   streamCount(): number;
   stateBytes(): number;

@@ -12,7 +12,7 @@ import { PlatformError } from '../../common/errors.ts';
 import { ensureTopics, PLATFORM_TOPICS, type TopicSpec } from '../../common/kafka.ts';
 import { startOpsServer } from '../../common/http.ts';
 import { AnomalyConfig } from './config.schema.ts';
-import type { DetectorFactory, ScoringDetector } from './detector-port.ts';
+import type { DetectorFactory, DetectorSnapshotLike, ScoringDetector } from './detector-port.ts';
 import { TrainingLedger } from './ledger.ts';
 import { createAnomalyMetrics } from './metrics.ts';
 import { ModelStore, assertVersionName, type ModelMetadata, type ModelOrigin } from './model-store.ts';
@@ -50,6 +50,13 @@ interface LiveModel {
   createdAt: number;
   checkpoints: number;
   details: Record<string, unknown>;
+}
+
+/** The detector's state as of now; completed later when the detector can copy on write. */
+async function captureOf(det: ScoringDetector): Promise<{ complete(): Promise<DetectorSnapshotLike> }> {
+  if (det.captureSnapshot) return det.captureSnapshot();
+  const whole = await det.snapshot();
+  return { complete: async () => whole };
 }
 
 function compactTime(ms: number): string {
@@ -189,20 +196,27 @@ export async function start(configInput: AnomalyConfig, ctx: ComponentContext, d
       try {
         // Quiesced: the snapshot holds exactly the committed readings, so a restart that restores it
         // and replays from the committed offsets neither skips nor double-feeds a reading.
+        // Only the capture runs with scoring paused; a detector that copies on write completes the
+        // snapshot (most of the work at 100k streams) while scoring goes on.
         const captured = await pipeline.quiesce(async () => {
+          const captureStarted = performance.now();
           const m = live;
-          return {
+          const det = m.detector;
+          const c = {
             m,
-            snapshot: await m.detector.snapshot(),
+            snapshot: await captureOf(det),
             ledger: new TrainingLedger(config.inputTopic, m.ledger.toJSON()),
-            streams: m.detector.streamCount(),
-            stateBytes: m.detector.stateBytes(),
-            version: m.detector.modelVersion,
+            streams: det.streamCount(),
+            stateBytes: det.stateBytes(),
+            version: det.modelVersion,
           };
+          metrics.checkpointCapture.observe((performance.now() - captureStarted) / 1000);
+          return c;
         });
+        const snapshot = await captured.snapshot.complete();
         captured.m.checkpoints++;
         const meta = metadataFor(captured.m, captured.streams, captured.stateBytes, captured.ledger, captured.version);
-        await store.save(captured.snapshot, meta);
+        await store.save(snapshot, meta);
         if (captured.m === live) await store.setCurrent(captured.version);
         const removed = await store.prune(config.model.keepVersions, [live.detector.modelVersion, captured.version]);
         if (removed.length) log.info({ removed }, 'pruned old model versions');
@@ -286,8 +300,8 @@ export async function start(configInput: AnomalyConfig, ctx: ComponentContext, d
       createDetector: async (r) => {
         if (!r.model || r.model === 'fresh') return { detector: await detectors.create(r.modelVersion), ledger: null, parent: null };
         if (r.model === 'live') {
-          const cap = await pipeline.scorer.exclusive(async () => ({ snapshot: await live.detector.snapshot(), version: live.detector.modelVersion, ledger: live.ledger.toJSON() }));
-          return { detector: await detectors.restore(cap.snapshot, r.modelVersion), ledger: new TrainingLedger(config.inputTopic, cap.ledger), parent: cap.version };
+          const cap = await pipeline.scorer.exclusive(async () => ({ snapshot: await captureOf(live.detector), version: live.detector.modelVersion, ledger: live.ledger.toJSON() }));
+          return { detector: await detectors.restore(await cap.snapshot.complete(), r.modelVersion), ledger: new TrainingLedger(config.inputTopic, cap.ledger), parent: cap.version };
         }
         const loaded = await store.load(r.model);
         return {

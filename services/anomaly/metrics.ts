@@ -19,6 +19,7 @@ export interface AnomalyMetrics {
   inFlightReadings: prom.Gauge<'pipeline'>;
   checkpoints: prom.Counter<'result'>;
   checkpointDuration: prom.Histogram;
+  checkpointCapture: prom.Histogram;
   lastCheckpoint: prom.Gauge;
   modelInfo: prom.Gauge<'model_version' | 'origin'>;
   rescoreJobs: prom.Gauge<'state'>;
@@ -133,6 +134,12 @@ export function createAnomalyMetrics(registry: Registry, sources: GaugeSources):
       name: 'plantwatch_anomaly_checkpoint_duration_seconds',
       help: 'Snapshot plus write time of a checkpoint',
       buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    checkpointCapture: new prom.Histogram({
+      name: 'plantwatch_anomaly_checkpoint_capture_seconds',
+      help: 'Time scoring is paused to capture the model for a checkpoint (after the batches in flight were committed)',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),
     lastCheckpoint: new prom.Gauge({
