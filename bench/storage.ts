@@ -21,8 +21,8 @@
  */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { performance } from 'node:perf_hooks';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../common/logger.ts';
 import { createRegistry } from '../common/metrics.ts';
@@ -57,6 +57,30 @@ interface Row {
   cpuUsPerPoint?: number;
   /** Share of the wall time the event loop was busy (JS or a synchronous native call). */
   loopBusy?: number;
+  /** influxd's own CPU per point (from /proc/<pid>/stat), µs. */
+  serverCpuUsPerPoint?: number;
+}
+
+/** CPU time (user + system) of another process in µs, from /proc/<pid>/stat (Linux; clock ticks of 10 ms). */
+function processCpuUs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Like measure(), plus the CPU the server process (influxd) spent meanwhile. */
+async function measureWithServer(store: string, path: string, serverPid: number | undefined, run: () => Promise<number>): Promise<Row> {
+  const before = processCpuUs(serverPid);
+  const row = await measure(store, path, run);
+  const after = processCpuUs(serverPid);
+  if (before !== undefined && after !== undefined) row.serverCpuUsPerPoint = (after - before) / POINTS;
+  return row;
 }
 
 /** Runs a timed path and records this process's CPU time spent in it. */
@@ -200,6 +224,7 @@ async function main(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'pw-bench-storage-'));
   const base = Date.now() - 3_600_000;
   const { records, readings } = makeRecords(base);
+  console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);
   console.log(`storage benchmark: ${POINTS} points in ${records.length} records (${PER_RECORD} readings each, ${MACHINES * PER_RECORD} series), batch ${BATCH}, concurrency ${CONCURRENCY}, best of ${ROUNDS} rounds`);
 
   // ---------------------------------------------------------------- InfluxDB
@@ -210,15 +235,19 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       const rawDb = `raw_${round}`;
       await influxd.query(`CREATE DATABASE ${rawDb}`);
-      rows.push(await measure('influxdb', 'raw /write', () => postRaw(influxd.baseUrl, rawDb, bodies)));
+      rows.push(await measureWithServer('influxdb', 'raw /write', influxd.pid(), () => postRaw(influxd.baseUrl, rawDb, bodies)));
       const store = new InfluxStore(`${influxd.baseUrl}/writer_${round}`, { ...DEFAULT_STORE_OPTIONS, logger: silentLogger(), embeddedPath: '' });
       await store.init();
-      rows.push(await measure('influxdb', 'writer', () => throughWriter(store, records)));
+      rows.push(await measureWithServer('influxdb', 'writer', influxd.pid(), () => throughWriter(store, records)));
       const check = await influxd.query(`SELECT count("value") FROM "writer_${round}"."plantwatch_raw"."readings"`);
       const stored = Number(check.results[0].series?.[0].values[0][1]);
       if (stored !== POINTS) throw new Error(`writer stored ${stored} of ${POINTS} points`);
       await store.close();
-      console.log(`  influxdb round ${round + 1}: raw ${Math.round(POINTS / rows[rows.length - 2].seconds)}/s, writer ${Math.round(POINTS / rows[rows.length - 1].seconds)}/s`);
+      const [r, w] = rows.slice(-2);
+      console.log(
+        `  influxdb round ${round + 1}: raw ${Math.round(POINTS / r.seconds)}/s (${r.cpuUsPerPoint!.toFixed(2)} µs CPU/point here + ${r.serverCpuUsPerPoint?.toFixed(2)} in influxd), ` +
+          `writer ${Math.round(POINTS / w.seconds)}/s (${w.cpuUsPerPoint!.toFixed(2)} µs + ${w.serverCpuUsPerPoint?.toFixed(2)} in influxd)`,
+      );
     }
     if (WITH_KAFKA) rows.push({ store: 'influxdb', path: 'writer via Kafka', points: POINTS, seconds: await viaKafka(`${influxd.baseUrl}/kafka_run`, records, join(tmp, 'k1')) });
   } finally {
@@ -258,16 +287,17 @@ async function main(): Promise<void> {
   // ---------------------------------------------------------------- report
   // Best of each path, and the median of the per-round writer/raw ratios (raw and writer run
   // back to back in each round, so a round's ratio sees the same machine load on both sides).
-  const table: string[][] = [['store', 'path', 'points', 'seconds', 'points/s (best)', 'best vs best raw', 'median round ratio', 'CPU µs/point (median)']];
+  const table: string[][] = [['store', 'path', 'points', 'seconds', 'points/s (best)', 'best vs best raw', 'median round ratio', 'CPU µs/point (median)', 'influxd CPU µs/point (median)']];
   for (const store of ['influxdb', 'embedded']) {
     // Embedded: the first raw path is the row appender (the issue's baseline), the second the
     // data-chunk appender the store itself uses; the writer is compared with both.
     const rawPaths = store === 'influxdb' ? ['raw /write'] : ['raw appender', 'raw data chunks'];
     if (!best(rows, store, rawPaths[0])) continue;
-    const medianCpu = (path: string) => {
-      const cpus = rows.filter((x) => x.store === store && x.path === path && x.cpuUsPerPoint !== undefined).map((x) => x.cpuUsPerPoint!).sort((a, b) => a - b);
-      return cpus.length ? cpus[Math.floor((cpus.length - 1) / 2)].toFixed(2) : '';
+    const medianOf = (path: string, pick: (r: Row) => number | undefined) => {
+      const xs = rows.filter((x) => x.store === store && x.path === path && pick(x) !== undefined).map((x) => pick(x)!).sort((a, b) => a - b);
+      return xs.length ? xs[Math.floor((xs.length - 1) / 2)].toFixed(2) : '';
     };
+    const medianCpu = (path: string) => medianOf(path, (r) => r.cpuUsPerPoint);
     const writers = rows.filter((r) => r.store === store && r.path === 'writer');
     for (const rawPath of rawPaths) {
       const raw = best(rows, store, rawPath);
@@ -279,7 +309,7 @@ async function main(): Promise<void> {
         const r = best(rows, store, path);
         if (!r) continue;
         const label = path === 'writer' && rawPath !== rawPaths[0] ? `writer (vs ${rawPath})` : path;
-        table.push([store, label, String(r.points), r.seconds.toFixed(2), String(Math.round(r.points / r.seconds)), `${((raw.seconds / r.seconds) * 100).toFixed(0)}%`, path === 'writer' ? `${(median * 100).toFixed(0)}%` : '', medianCpu(path)]);
+        table.push([store, label, String(r.points), r.seconds.toFixed(2), String(Math.round(r.points / r.seconds)), `${((raw.seconds / r.seconds) * 100).toFixed(0)}%`, path === 'writer' ? `${(median * 100).toFixed(0)}%` : '', medianCpu(path), medianOf(path, (r) => r.serverCpuUsPerPoint)]);
       }
     }
   }
@@ -289,6 +319,7 @@ async function main(): Promise<void> {
   mkdirSync('bench/results', { recursive: true });
   writeFileSync('bench/results/storage.csv', table.map((r) => r.join(',')).join('\n') + '\n');
   console.log('\n(best of the rounds; the goal is writer >= 80% of raw; CSV in bench/results/storage.csv)');
+  console.log(`load average at end: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);
   rmSync(tmp, { recursive: true, force: true });
 }
 

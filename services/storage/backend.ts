@@ -4,7 +4,14 @@
  */
 import type { Logger } from '../../common/logger.ts';
 import type { Registry } from '../../common/metrics.ts';
+import type { ReadingBatch } from './reading-batch.ts';
 import type { SeriesQuery, TimeSeriesStore } from './store.ts';
+
+/** The result of a columnar write: refused points by their index in the batch. */
+export interface BatchWriteResult {
+  written: number;
+  rejected: { index: number; code: string; reason: string }[];
+}
 
 export interface MachineScorePoint {
   ts: number;
@@ -21,6 +28,11 @@ export interface StorageBackend extends TimeSeriesStore {
   flushRollups(): Promise<void>;
   /** Deletes data past its retention now (InfluxDB does this itself; the embedded store on a timer). */
   enforceRetention(): Promise<void>;
+  /**
+   * The writer's hot path: readings in columns (reading-batch.ts), with the same guarantees and
+   * results as `writeReadings`. Optional: the writer falls back to `writeReadings` without it.
+   */
+  writeReadingBatch?(batch: ReadingBatch): Promise<BatchWriteResult>;
 }
 
 export interface StoreOptions {

@@ -22,7 +22,9 @@ import { ConfigError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { AlertStatus, Severity } from '../../common/messages.ts';
 import type { LatestValue, MachineInfo, ScoreSeriesPoint, Series, SeriesPoint, SeriesQuery, WriteResult } from './store.ts';
-import type { MachineScorePoint, StorageBackend, StoreOptions } from './backend.ts';
+import type { BatchWriteResult, MachineScorePoint, StorageBackend, StoreOptions } from './backend.ts';
+import { ReadingLineWriter } from './line-protocol.ts';
+import { ReadingBatch, SeriesInterner, type SeriesEntry } from './reading-batch.ts';
 import { CardinalityGuard } from './cardinality.ts';
 import { STORAGE_ERRORS, StorageUnavailableError } from './errors.ts';
 import { DAY, HOUR, MINUTE, capPoints, planAggregate, validateSeriesQuery } from './plan.ts';
@@ -35,7 +37,6 @@ import {
   machineKeyOf,
   machineScoreLine,
   machineSeriesKey,
-  readingLine,
   sensorScoreLine,
   sensorSeriesKey,
 } from './schema.ts';
@@ -118,8 +119,14 @@ export class InfluxStore implements StorageBackend {
   private backfillTimer: NodeJS.Timeout | undefined;
   private backfillChain: Promise<void> = Promise.resolve();
   private closed = false;
-  /** Admitted reading series → their line-protocol key (hot-path cache, see SensorMap). */
-  private readonly readingKeys = new SensorMap<string>();
+  /**
+   * Admitted reading series: their line start (`readings,<tags> value=`) is cached on the batch's
+   * SeriesEntry while `cacheOwner` is this token; a new token (series reloaded) invalidates them all.
+   */
+  private seriesToken: object = {};
+  /** Interns series of readings handed in as objects (`writeReadings`). */
+  private readonly interner = new SeriesInterner();
+  private readonly lines = new ReadingLineWriter();
   private readonly scoreKeys = new SensorMap<string>();
 
   constructor(
@@ -249,7 +256,7 @@ export class InfluxStore implements StorageBackend {
   /** Loads the raw measurements' series into the cardinality guard. */
   private async loadSeries(): Promise<void> {
     this.guard.clear();
-    this.readingKeys.clear();
+    this.seriesToken = {};
     this.scoreKeys.clear();
     const measurements = [MEASUREMENTS.readings, MEASUREMENTS.scores, MEASUREMENTS.machineScores, MEASUREMENTS.alerts];
     const res = await this.queryAll(`SHOW SERIES ON ${this.qdb} FROM ${measurements.map(quoteIdent).join(', ')}`);
@@ -265,31 +272,78 @@ export class InfluxStore implements StorageBackend {
   // ---------------------------------------------------------------- writes
 
   async writeReadings(readings: Reading[]): Promise<WriteResult> {
-    const lines: string[] = [];
-    const items: Reading[] = [];
-    const rejected: WriteResult['rejected'] = [];
+    const res = await this.writeReadingBatch(ReadingBatch.fromReadings(readings, this.interner));
+    return { written: res.written, rejected: res.rejected.map((r) => ({ code: r.code, reason: r.reason, item: readings[r.index] })) };
+  }
+
+  /** The admitted series' line start, or undefined when the cardinality guard refuses it. */
+  private readingHead(e: SeriesEntry): Uint8Array | undefined {
+    if (e.cacheOwner === this.seriesToken) return e.cacheValue as Uint8Array;
+    const key = sensorSeriesKey(MEASUREMENTS.readings, e);
+    if (!this.guard.admit(MEASUREMENTS.readings, key, e)) return undefined;
+    const head = Buffer.from(`${key} value=`, 'latin1');
+    e.cacheOwner = this.seriesToken;
+    e.cacheValue = head;
+    return head;
+  }
+
+  async writeReadingBatch(batch: ReadingBatch): Promise<BatchWriteResult> {
+    const rejected: BatchWriteResult['rejected'] = [];
     const now = this.now();
     const cutoff = now - this.opts.rawRetentionDays * DAY + RETENTION_MARGIN_MS;
-    for (const r of readings) {
-      if (r.ts < cutoff) {
-        rejected.push({ code: STORAGE_ERRORS.tooOld, reason: `event time ${new Date(r.ts).toISOString()} is older than the raw retention (${this.opts.rawRetentionDays} d)`, item: r });
+    const lateBefore = now - LATE_AFTER_MS;
+    const n = batch.n;
+    /** Points written and where each one's line ends in the body (for bisecting a 400). */
+    const points = new Int32Array(n);
+    const ends = new Int32Array(n);
+    let count = 0;
+    const out = this.lines;
+    out.reset(n * 160 + 1024);
+    let lateHours: Set<number> | undefined;
+    for (let i = 0; i < n; i++) {
+      const ts = batch.ts[i];
+      if (ts < cutoff) {
+        rejected.push({ index: i, code: STORAGE_ERRORS.tooOld, reason: `event time ${new Date(ts).toISOString()} is older than the raw retention (${this.opts.rawRetentionDays} d)` });
         continue;
       }
-      let key = this.readingKeys.get(r);
-      if (key === undefined) {
-        key = sensorSeriesKey(MEASUREMENTS.readings, r);
-        if (!this.guard.admit(MEASUREMENTS.readings, key, r)) {
-          rejected.push({ code: STORAGE_ERRORS.cardinality, reason: 'new series beyond the cardinality limit', item: r });
-          continue;
-        }
-        this.readingKeys.set(r, key);
+      const head = this.readingHead(batch.series[i]);
+      if (head === undefined) {
+        rejected.push({ index: i, code: STORAGE_ERRORS.cardinality, reason: 'new series beyond the cardinality limit' });
+        continue;
       }
-      lines.push(readingLine(r, key));
-      items.push(r);
+      out.reading(batch, i, head);
+      points[count] = i;
+      ends[count++] = out.pos;
+      if (ts < lateBefore) (lateHours ??= new Set()).add(ts - (ts % HOUR));
     }
-    const res = await this.writeLines(lines, items, RAW_RP);
-    this.markLate('readings', items, now);
+    const body = out.body();
+    const res = await this.writeBody(body, points, ends, 0, count);
+    if (lateHours) this.markLateHours('readings', lateHours);
     return { written: res.written, rejected: rejected.concat(res.rejected) };
+  }
+
+  /**
+   * Posts lines [from, to) of a body; on 400/413 bisects so that only the refused points come back
+   * as rejected (by batch index).
+   */
+  private async writeBody(body: Buffer, points: Int32Array, ends: Int32Array, from: number, to: number): Promise<BatchWriteResult> {
+    if (to <= from) return { written: 0, rejected: [] };
+    const start = from === 0 ? 0 : ends[from - 1];
+    try {
+      await this.post(body.subarray(start, ends[to - 1] - 1), RAW_RP); // without the last '\n'
+      return { written: to - from, rejected: [] };
+    } catch (err) {
+      if (!(err instanceof BatchRejected)) throw err;
+      if (to - from === 1) {
+        this.logger.warn({ code: STORAGE_ERRORS.rejected, status: err.status, line: body.toString('utf8', start, Math.min(ends[from] - 1, start + 500)), reason: err.message }, 'InfluxDB refused a point');
+        return { written: 0, rejected: [{ index: points[from], code: STORAGE_ERRORS.rejected, reason: `InfluxDB ${err.status}: ${err.message}` }] };
+      }
+      // Good points of a partial write were stored already; writing them again overwrites them.
+      const mid = (from + to) >> 1;
+      const a = await this.writeBody(body, points, ends, from, mid);
+      const b = await this.writeBody(body, points, ends, mid, to);
+      return { written: a.written + b.written, rejected: a.rejected.concat(b.rejected) };
+    }
   }
 
   async writeScores(scores: (SensorScore | MachineScore)[]): Promise<WriteResult> {
@@ -406,9 +460,15 @@ export class InfluxStore implements StorageBackend {
   }
 
   private markLate(kind: 'readings' | 'scores', items: { ts: number }[], now: number): void {
+    const hours = new Set<number>();
+    for (const p of items) if (p.ts < now - LATE_AFTER_MS) hours.add(p.ts - (p.ts % HOUR));
+    if (hours.size > 0) this.markLateHours(kind, hours);
+  }
+
+  private markLateHours(kind: 'readings' | 'scores', hours: Set<number>): void {
     const set = this.dirtyHours[kind];
     const before = set.size;
-    for (const p of items) if (p.ts < now - LATE_AFTER_MS) set.add(p.ts - (p.ts % HOUR));
+    for (const h of hours) set.add(h);
     if (set.size > before && !this.backfillTimer && !this.closed) {
       this.backfillTimer = setTimeout(() => {
         this.backfillTimer = undefined;

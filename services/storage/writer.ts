@@ -21,12 +21,13 @@ import { TOPICS } from '../../common/topics.ts';
 import type { Logger } from '../../common/logger.ts';
 import { prom, type Registry } from '../../common/metrics.ts';
 import { backoffDelay, sleep } from '../../common/retry.ts';
-import type { StorageBackend } from './backend.ts';
+import type { BatchWriteResult, StorageBackend } from './backend.ts';
 import type { WriteResult } from './store.ts';
 import { getOrCreate } from './cardinality.ts';
 import { STORAGE_ERRORS, StorageUnavailableError } from './errors.ts';
 import { OffsetTracker, type CommittableOffset, type MessageToken } from './offsets.ts';
 import { readingsFast } from './fast-validate.ts';
+import { ReadingBatch, ReadingDecoder } from './reading-batch.ts';
 
 export const AlertRecord = z.union([Alert, z.array(Alert).min(1)]);
 
@@ -68,7 +69,20 @@ interface MessageRef {
   record: WriterRecord;
 }
 
-/** Points and their messages in two parallel arrays: no object per point on the hot path. */
+/**
+ * Readings in columns (reading-batch.ts) with the messages they came from; records are never split,
+ * so a message is finished with one tracker call when its batch is stored.
+ */
+interface ReadingBuffer {
+  batch: ReadingBatch;
+  msgs: MessageRef[];
+  /** Point index after each message's last point. */
+  msgEnd: number[];
+  /** When the first point arrived (linger). */
+  since: number;
+}
+
+/** Scores and alerts (low volume): points and their messages in two parallel arrays. */
 interface Buffer_ {
   values: PointValue[];
   refs: MessageRef[];
@@ -114,6 +128,10 @@ export class StorageWriter {
     scores: { values: [], refs: [], since: 0 },
     alerts: { values: [], refs: [], since: 0 },
   };
+  /** Readings being collected, and full batches waiting for a write slot. */
+  private readings: ReadingBuffer | undefined;
+  private readonly readyReadings: ReadingBuffer[] = [];
+  private readonly decoder = new ReadingDecoder();
   private readonly m: ReturnType<typeof createMetrics>;
   private readonly log: Logger;
   private inFlight = 0;
@@ -152,12 +170,13 @@ export class StorageWriter {
     const now = Date.now();
     for (const record of records) {
       const kind = TOPIC_KIND[record.topic];
+      if (kind === 'readings') {
+        this.pushReadings(record, now);
+        continue;
+      }
       const parsed = kind ? this.parse(kind, record) : { error: `unexpected topic ${record.topic}` };
       if ('error' in parsed) {
-        const token = this.tracker.track(record.topic, record.partition, record.offset, 1);
-        this.pending++;
-        this.m.invalid.inc({ topic: record.topic });
-        this.sendDeadLetter(STORAGE_ERRORS.recordInvalid, parsed.error, record, record.value ?? Buffer.alloc(0)).then(() => this.finish(token, 1));
+        this.invalid(record, parsed.error);
         continue;
       }
       const token = this.tracker.track(record.topic, record.partition, record.offset, parsed.items.length);
@@ -172,6 +191,37 @@ export class StorageWriter {
     }
     this.m.buffered.set(this.pending);
     this.pump();
+  }
+
+  private invalid(record: WriterRecord, error: string): void {
+    const token = this.tracker.track(record.topic, record.partition, record.offset, 1);
+    this.pending++;
+    this.m.invalid.inc({ topic: record.topic });
+    this.sendDeadLetter(STORAGE_ERRORS.recordInvalid, error, record, record.value ?? Buffer.alloc(0)).then(() => this.finish(token, 1));
+  }
+
+  /** One readings record: decoded from its bytes into the current batch, or through JSON.parse + zod. */
+  private pushReadings(record: WriterRecord, now: number): void {
+    let buf = this.readings;
+    if (!buf) this.readings = buf = { batch: new ReadingBatch(this.opts.batchSize + 64), msgs: [], msgEnd: [], since: now };
+    const batch = buf.batch;
+    let n = record.value && record.value.length > 0 ? this.decoder.decode(record.value, batch) : -1;
+    if (n < 0) {
+      const parsed = this.parse('readings', record);
+      if ('error' in parsed) {
+        this.invalid(record, parsed.error);
+        return;
+      }
+      for (const r of parsed.items) batch.pushReading(r as Reading, this.decoder.interner);
+      n = parsed.items.length;
+    }
+    buf.msgs.push({ token: this.tracker.track(record.topic, record.partition, record.offset, n), record });
+    buf.msgEnd.push(batch.n);
+    this.pending += n;
+    if (batch.n >= this.opts.batchSize) {
+      this.readyReadings.push(buf);
+      this.readings = undefined;
+    }
   }
 
   private parse(kind: PointKind, record: WriterRecord): { items: PointValue[] } | { error: string } {
@@ -219,7 +269,21 @@ export class StorageWriter {
   private pump(): void {
     const now = Date.now();
     while (this.inFlight < this.opts.concurrency && !this.abort.signal.aborted) {
-      const kind = (['readings', 'scores', 'alerts'] as const).find((k) => {
+      const r = this.readings;
+      if (this.readyReadings.length === 0 && r && (this.flushAll || now - r.since >= this.opts.lingerMs)) {
+        this.readyReadings.push(r);
+        this.readings = undefined;
+      }
+      const ready = this.readyReadings.shift();
+      if (ready) {
+        this.inFlight++;
+        void this.writeReadingBuffer(ready).finally(() => {
+          this.inFlight--;
+          this.pump();
+        });
+        continue;
+      }
+      const kind = (['scores', 'alerts'] as const).find((k) => {
         const b = this.buffers[k];
         return b.values.length >= this.opts.batchSize || (b.values.length > 0 && (this.flushAll || now - b.since >= this.opts.lingerMs));
       });
@@ -241,6 +305,7 @@ export class StorageWriter {
     if (this.lingerTimer || this.abort.signal.aborted) return;
     let due = Infinity;
     for (const b of Object.values(this.buffers)) if (b.values.length > 0) due = Math.min(due, b.since + this.opts.lingerMs);
+    if (this.readings) due = Math.min(due, this.readings.since + this.opts.lingerMs);
     if (due === Infinity) return;
     this.lingerTimer = setTimeout(() => {
       this.lingerTimer = undefined;
@@ -248,20 +313,15 @@ export class StorageWriter {
     }, Math.max(0, due - now));
   }
 
-  private async writeBatch(kind: PointKind, values: PointValue[], refs: MessageRef[]): Promise<void> {
-    let result: WriteResult | undefined;
+  /** Retries a store call with backoff until it succeeds or the writer closes (then undefined). */
+  private async withRetry<T>(kind: PointKind, call: () => Promise<T>): Promise<T | undefined> {
     for (let attempt = 1; !this.abort.signal.aborted; attempt++) {
       const started = performance.now();
       try {
-        result =
-          kind === 'readings'
-            ? await this.deps.store.writeReadings(values as Reading[])
-            : kind === 'scores'
-              ? await this.deps.store.writeScores(values as (SensorScore | MachineScore)[])
-              : await this.deps.store.writeAlerts(values as Alert[]);
+        const result = await call();
         this.m.latency.observe({ kind }, (performance.now() - started) / 1000);
         this.markUp();
-        break;
+        return result;
       } catch (err) {
         const code = (err as { code?: string }).code ?? 'UNKNOWN';
         const retryAfter = err instanceof StorageUnavailableError ? err.retryAfterMs : undefined;
@@ -271,10 +331,68 @@ export class StorageWriter {
         try {
           await sleep(delay, this.abort.signal);
         } catch {
-          break;
+          return undefined;
         }
       }
     }
+    return undefined;
+  }
+
+  /** Writes a readings batch (columns when the store takes them) and finishes its messages. */
+  private async writeReadingBuffer(buf: ReadingBuffer): Promise<void> {
+    const { batch, msgs, msgEnd } = buf;
+    const store = this.deps.store;
+    const result = await this.withRetry('readings', async (): Promise<BatchWriteResult> => {
+      if (store.writeReadingBatch) return store.writeReadingBatch(batch);
+      // A store without the columnar path: objects, rejections mapped back to point indexes.
+      const items = batch.toReadings();
+      const res = await store.writeReadings(items);
+      const index = new Map<unknown, number>(items.map((r, i) => [r, i]));
+      return { written: res.written, rejected: res.rejected.map((r) => ({ index: index.get(r.item) ?? -1, code: r.code, reason: r.reason })) };
+    });
+    if (!result) return; // closing: left uncommitted, replayed after restart
+    this.m.batchSize.observe({ kind: 'readings' }, batch.n);
+    this.m.written.inc({ kind: 'readings' }, result.written);
+    let advanced = false;
+    if (result.rejected.length === 0) {
+      let start = 0;
+      for (let k = 0; k < msgs.length; k++) {
+        if (this.tracker.done(msgs[k].token, msgEnd[k] - start)) advanced = true;
+        start = msgEnd[k];
+      }
+      this.afterFinish(batch.n, advanced);
+      return;
+    }
+    const rejectedAt = new Map<number, BatchWriteResult['rejected'][number]>();
+    for (const r of result.rejected) {
+      rejectedAt.set(r.index, r);
+      this.m.rejected.inc({ kind: 'readings', code: r.code });
+    }
+    const deadLetters: Promise<void>[] = [];
+    let finished = 0;
+    let start = 0;
+    for (let k = 0; k < msgs.length; k++) {
+      const ref = msgs[k];
+      let done = 0;
+      for (let i = start; i < msgEnd[k]; i++) {
+        const rej = rejectedAt.get(i);
+        if (rej && rej.code !== STORAGE_ERRORS.cardinality) {
+          deadLetters.push(this.sendDeadLetter(rej.code, rej.reason, ref.record, Buffer.from(JSON.stringify(batch.readingAt(i)))).then(() => this.finish(ref.token, 1)));
+        } else done++;
+      }
+      if (done > 0 && this.tracker.done(ref.token, done)) advanced = true;
+      finished += done;
+      start = msgEnd[k];
+    }
+    this.afterFinish(finished, advanced);
+    await Promise.all(deadLetters);
+  }
+
+  private async writeBatch(kind: PointKind, values: PointValue[], refs: MessageRef[]): Promise<void> {
+    const store = this.deps.store;
+    const result: WriteResult | undefined = await this.withRetry(kind, () =>
+      kind === 'readings' ? store.writeReadings(values as Reading[]) : kind === 'scores' ? store.writeScores(values as (SensorScore | MachineScore)[]) : store.writeAlerts(values as Alert[]),
+    );
     if (!result) return; // closing: left uncommitted, replayed after restart
     this.m.batchSize.observe({ kind }, values.length);
     this.m.written.inc({ kind }, result.written);
