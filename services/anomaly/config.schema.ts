@@ -67,6 +67,12 @@ export const AnomalyConfig = z.strictObject({
        * being scored and the Kafka fetch buffers this bounds the readings held in memory.
        */
       maxInFlight: z.number().int().min(1).max(64).default(4),
+      /**
+       * Hand a fetched batch over as soon as it is queued for scoring, so the next fetch overlaps
+       * scoring and producing; offsets are still committed only after the scores were acknowledged
+       * (per partition, in order). `false`: each fetch waits until its batches are committed.
+       */
+      prefetch: z.boolean().default(true),
       /** Partitions processed at once by one instance; their batches are merged into one scoring call. */
       partitionsConsumedConcurrently: z.number().int().min(1).max(256).default(6),
       maxBytesPerPartition: z.number().int().positive().default(1024 * 1024),

@@ -15,7 +15,7 @@ import { FakeDetector, reading } from './test-support/fake-detector.ts';
 
 type EachBatch = (p: EachBatchPayload) => Promise<void>;
 
-function harness(opts: { failSends?: number; sendGate?: () => Promise<void> } = {}) {
+function harness(opts: { failSends?: number; sendGate?: () => Promise<void>; prefetch?: boolean; maxInFlight?: number } = {}) {
   const log: string[] = [];
   let eachBatch!: EachBatch;
   let failSends = opts.failSends ?? 0;
@@ -41,6 +41,7 @@ function harness(opts: { failSends?: number; sendGate?: () => Promise<void> } = 
     subscribe: async () => undefined,
     run: async (o: { eachBatch: EachBatch }) => void (eachBatch = o.eachBatch),
     disconnect: async () => undefined,
+    pause: () => void log.push('pause'),
   };
   const kafka = { brokers: [], consumer: () => consumer, producer: () => producer, admin: () => ({}) } as unknown as KafkaClients;
   const detector = new FakeDetector();
@@ -59,7 +60,7 @@ function harness(opts: { failSends?: number; sendGate?: () => Promise<void> } = 
     outputTopic: 'scores',
     deadLetterTopic: 'dead',
     fromBeginning: true,
-    batch: config.batch,
+    batch: { ...config.batch, prefetch: opts.prefetch ?? false, maxInFlight: opts.maxInFlight ?? config.batch.maxInFlight },
     group: config.group,
     detector: () => detector,
     ledger: () => ledger,
@@ -166,5 +167,87 @@ describe('services > anomaly > pipeline', () => {
     await h.pipeline.stop();
     expect(await batch).toBe('rejected');
     expect(h.log.some((l) => l.startsWith('commit'))).toBe(false);
+  });
+
+  describe('prefetch', () => {
+    const until = async (cond: () => boolean) => {
+      for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+      expect(cond()).toBe(true);
+    };
+    function gatedSends() {
+      const gates: (() => void)[] = [];
+      return { gates, sendGate: () => new Promise<void>((r) => gates.push(r)) };
+    }
+
+    it('hands a batch over (offset resolved, next fetch free) before its scores are acknowledged; commits after the ack', async () => {
+      const g = gatedSends();
+      const h = harness({ prefetch: true, sendGate: g.sendGate });
+      await h.pipeline.start();
+      await h.eachBatch(h.payload(2, [10, 11, 12]));
+      await until(() => g.gates.length === 1);
+      expect(h.log).toEqual(['resolve 12', 'send']);
+      g.gates[0]();
+      await until(() => h.log.includes('commit 2:13'));
+      expect(h.log).toEqual(['resolve 12', 'send', 'acked', 'commit 2:13']);
+    });
+
+    it('commits a partition only up to its longest acknowledged run, in offset order', async () => {
+      const g = gatedSends();
+      const h = harness({ prefetch: true, sendGate: g.sendGate, maxInFlight: 4 });
+      await h.pipeline.start();
+      await h.eachBatch(h.payload(0, [0, 1, 2]));
+      await h.eachBatch(h.payload(0, [3, 4]));
+      await until(() => g.gates.length === 2);
+      g.gates[1](); // the later batch is acknowledged first: nothing may be committed yet
+      await until(() => h.log.filter((l) => l === 'acked').length === 1);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(h.log.some((l) => l.startsWith('commit'))).toBe(false);
+      g.gates[0]();
+      await until(() => h.log.some((l) => l.startsWith('commit')));
+      await new Promise((r) => setTimeout(r, 20));
+      expect(h.log.filter((l) => l.startsWith('commit'))).toEqual(['commit 0:5']);
+    });
+
+    it('records re-fetched while still in flight are not scored twice, and their commit waits for the first delivery', async () => {
+      const g = gatedSends();
+      const h = harness({ prefetch: true, sendGate: g.sendGate, maxInFlight: 4 });
+      await h.pipeline.start();
+      await h.eachBatch(h.payload(0, [0, 1, 2]));
+      await h.eachBatch(h.payload(0, [0, 1, 2, 3])); // e.g. after a rebalance kept the partition here
+      await until(() => g.gates.length === 2);
+      expect(h.detector.calls).toEqual([3, 1]);
+      g.gates[1]();
+      await new Promise((r) => setTimeout(r, 20));
+      expect(h.log.some((l) => l.startsWith('commit'))).toBe(false);
+      g.gates[0]();
+      await until(() => h.log.includes('commit 0:4'));
+    });
+
+    it('a batch that cannot be scored commits nothing and fails the next eachBatch (kafkajs restarts from the commits)', async () => {
+      const h = harness({ prefetch: true });
+      await h.pipeline.start();
+      h.detector.dispose(); // every reading throws: not the data's fault
+      await h.eachBatch(h.payload(0, [0, 1]));
+      await new Promise((r) => setTimeout(r, 20));
+      await expect(h.eachBatch(h.payload(0, [2]))).rejects.toThrow('detector disposed');
+      expect(h.log.some((l) => l.startsWith('commit'))).toBe(false);
+    });
+
+    it('quiesce and stop wait until the handed-over batches are committed', async () => {
+      const g = gatedSends();
+      const h = harness({ prefetch: true, sendGate: g.sendGate });
+      await h.pipeline.start();
+      await h.eachBatch(h.payload(0, [0, 1]));
+      const snap = h.pipeline.quiesce(async () => h.log.slice());
+      await until(() => g.gates.length === 1);
+      g.gates[0]();
+      expect(await snap).toEqual(['resolve 1', 'send', 'acked', 'commit 0:2']);
+      await h.eachBatch(h.payload(1, [0]));
+      const stopped = h.pipeline.stop();
+      await until(() => g.gates.length === 2);
+      g.gates[1]();
+      await stopped;
+      expect(h.log.slice(-3)).toEqual(['pause', 'acked', 'commit 1:1']);
+    });
   });
 });

@@ -14,6 +14,16 @@
  *   re-fetch after a failed commit) are committed without scoring them again.
  * And a checkpoint is taken only when every scored batch has been committed (`quiesce`), so a
  * restored model never contains readings that a restart replays.
+ *
+ * Prefetching (`batch.prefetch`, the default): kafkajs fetches again only when every batch of the
+ * previous fetch was handled, so a batch is handed over and its offset resolved (the fetch position
+ * moves on) as soon as it is queued for scoring; fetching and decoding the next records overlaps
+ * scoring and producing. Commits then happen per partition, in offset order, for the longest run of
+ * batches whose scores were acknowledged; a batch that could not be delivered stops that
+ * partition's commits and makes the next `eachBatch` fail, so kafkajs restarts the consumer from the
+ * committed offsets. Records this process already has in flight are not scored again when they
+ * are re-fetched (after a rebalance). Backpressure: a batch waits while a scoring call's worth of
+ * readings is already waiting for the detector.
  */
 import { CompressionTypes, type Consumer, type EachBatchPayload, type KafkaClients, type Producer } from '../../common/kafka.ts';
 import type { Logger } from '../../common/logger.ts';
@@ -25,6 +35,23 @@ import type { TrainingLedger } from './ledger.ts';
 import { retry } from '../../common/retry.ts';
 import { BatchScorer, type ScoredGroup } from './scorer.ts';
 import { decodeMessages, deadLetter, encodeDeadLetters, encodeScores, type DecodedBatch, type InputMessage, type OutputMessage } from './records.ts';
+
+interface LaneEntry {
+  /** Last offset of the Kafka batch (committed as last + 1). */
+  last: bigint;
+  state: 'pending' | 'done' | 'failed';
+  work: PartitionWork;
+}
+
+interface Lane {
+  entries: LaneEntry[];
+  committing: boolean;
+  /** A batch of this partition failed: no further commits until the consumer restarts. */
+  broken: boolean;
+  committedUpTo: bigint | undefined;
+  /** The commit function of the latest eachBatch payload of this partition. */
+  commit: EachBatchPayload['commitOffsetsIfNecessary'] | null;
+}
 
 export interface PartitionWork {
   partition: number;
@@ -94,8 +121,13 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   const label = { pipeline: opts.name };
   let assigned: number[] = [];
   const stopping = new AbortController();
-  /** Highest offset per partition whose scores this process got acknowledged. */
+  /** Highest offset per partition handed to the scorer (synchronous mode: acknowledged) by this process. */
   const deliveredUpTo = new Map<number, bigint>();
+  const prefetch = opts.batch.prefetch;
+  /** Prefetching: per partition, the batches handed over and not yet committed, in offset order. */
+  const lanes = new Map<number, Lane>();
+  /** Prefetching: a batch could not be delivered; the next eachBatch fails so kafkajs restarts from the commits. */
+  let laneFailure: unknown = null;
   /** Partition batches scored but not yet committed (or failed). */
   let uncommitted = 0;
   let settledWaiters: (() => void)[] = [];
@@ -179,13 +211,57 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   });
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     assigned = [...(e.payload.memberAssignment[opts.inputTopic] ?? [])].sort((a, b) => a - b);
+    // A (re)join starts fetching from the committed offsets: failed lanes and lanes of partitions
+    // that moved elsewhere commit nothing more (their batches still in flight finish and are dropped).
+    laneFailure = null;
+    for (const [partition, lane] of lanes) {
+      if (lane.broken || !assigned.includes(partition)) {
+        lane.broken = true;
+        lanes.delete(partition);
+      }
+    }
     log.info({ groupId: opts.groupId, partitions: assigned }, 'partitions assigned');
     opts.onGroupJoin?.(consumer, assigned);
   });
 
+  function laneOf(partition: number): Lane {
+    let lane = lanes.get(partition);
+    if (!lane) lanes.set(partition, (lane = { entries: [], committing: false, broken: false, committedUpTo: undefined, commit: null }));
+    return lane;
+  }
+
+  /** Commits the longest acknowledged run at the head of a partition's lane (one commit at a time). */
+  async function commitLane(topic: string, partition: number, lane: Lane): Promise<void> {
+    if (lane.committing) return;
+    lane.committing = true;
+    try {
+      for (;;) {
+        let n = 0;
+        while (n < lane.entries.length && lane.entries[n].state === 'done') n++;
+        if (n === 0 || lane.broken) return;
+        const covered = lane.entries.splice(0, n);
+        const last = covered[n - 1].last;
+        try {
+          await lane.commit!({ topics: [{ topic, partitions: [{ partition, offset: (last + 1n).toString() }] }] });
+          lane.committedUpTo = last;
+          opts.onCommitted?.(partition, last);
+        } catch (err) {
+          // Scores are out; a later commit covers these offsets, or the next owner replays them (duplicates, no loss).
+          m.commitFailures.inc(label);
+          log.warn({ err, partition, offset: last.toString() }, 'offset commit failed after scores were produced');
+        } finally {
+          for (const e of covered) if (e.work.counted) settle();
+        }
+      }
+    } finally {
+      lane.committing = false;
+    }
+  }
+
   async function eachBatch(p: EachBatchPayload): Promise<void> {
     const { batch } = p;
     if (!p.isRunning() || p.isStale()) return;
+    if (prefetch && laneFailure !== null) throw laneFailure;
     let messages: InputMessage[] = batch.messages;
     const done = deliveredUpTo.get(batch.partition);
     if (done !== undefined || opts.filter) {
@@ -206,6 +282,38 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       records: messages.length,
     };
     m.inFlightReadings.inc(label, decoded.readings.length);
+    if (prefetch) {
+      const lane = laneOf(batch.partition);
+      lane.commit = p.commitOffsetsIfNecessary;
+      const entry: LaneEntry = { last: BigInt(batch.lastOffset()), state: 'pending', work };
+      lane.entries.push(entry);
+      if (work.lastOffset !== null) deliveredUpTo.set(batch.partition, BigInt(work.lastOffset));
+      const n = decoded.readings.length;
+      scorer.submit(decoded.readings, work).then(
+        () => {
+          m.inFlightReadings.dec(label, n);
+          entry.state = 'done';
+          void commitLane(batch.topic, batch.partition, lane);
+        },
+        (err: unknown) => {
+          m.inFlightReadings.dec(label, n);
+          entry.state = 'failed';
+          if (!lane.broken) {
+            lane.broken = true;
+            laneFailure ??= err;
+            log.error({ err, partition: batch.partition, offset: batch.firstOffset() }, 'a batch could not be scored or delivered; the consumer restarts from the committed offsets');
+          }
+          // Nothing more is committed on this partition; the kafkajs restart re-fetches from its last commit.
+          if (lane.committedUpTo === undefined) deliveredUpTo.delete(batch.partition);
+          else deliveredUpTo.set(batch.partition, lane.committedUpTo);
+          if (work.counted) settle();
+        },
+      );
+      p.resolveOffset(batch.lastOffset());
+      await scorer.whenUnscoredBelow(scorer.batchLimit);
+      await p.heartbeat();
+      return;
+    }
     try {
       try {
         await scorer.submit(decoded.readings, work);
@@ -264,6 +372,13 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       // failing (Kafka down) is given up after the grace period: those batches are not committed.
       const giveUp = setTimeout(() => stopping.abort(new Error('pipeline stopping')), opts.stopGraceMs ?? 10_000);
       try {
+        if (prefetch) {
+          // Batches handed over but not yet committed: stop fetching, let them finish and commit while
+          // this member still owns their partitions.
+          consumer.pause([{ topic: opts.inputTopic }]);
+          await scorer.idle();
+          if (uncommitted > 0) await new Promise<void>((r) => settledWaiters.push(r));
+        }
         await consumer.disconnect();
         await scorer.idle();
       } finally {

@@ -148,7 +148,8 @@ export class RescoreJob {
         deadLetterTopic: null,
         fromBeginning: true,
         compression: config.compression,
-        batch: { ...config.batch, partitionsConsumedConcurrently: Math.min(config.batch.partitionsConsumedConcurrently, 2) },
+        // A replay tracks its progress and end per committed batch: no prefetching.
+        batch: { ...config.batch, prefetch: false, partitionsConsumedConcurrently: Math.min(config.batch.partitionsConsumedConcurrently, 2) },
         group: config.group,
         detector: () => this.detector!,
         ledger: () => this.ledger,

@@ -82,6 +82,9 @@ export class BatchScorer<T> {
   private readonly queue: Pending<T>[] = [];
   private readonly exclusives: (() => Promise<void>)[] = [];
   private queuedReadings = 0;
+  /** Readings submitted and not yet handed to a scoring call. */
+  private unscored = 0;
+  private belowWaiters: { limit: number; resolve: () => void }[] = [];
   /** Scoring a group or running exclusive work: the detector is taken. */
   private busy = false;
   private inFlight = 0;
@@ -114,6 +117,7 @@ export class BatchScorer<T> {
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ readings, meta, resolve, reject, taken: 0, outstanding: 0, failed: false });
       this.queuedReadings += readings.length;
+      this.unscored += readings.length;
       this.pump();
     });
   }
@@ -124,6 +128,22 @@ export class BatchScorer<T> {
       this.exclusives.push(() => fn().then(resolve, reject));
       this.pump();
     });
+  }
+
+  /** Resolves once fewer than `limit` submitted readings wait for a scoring call (backpressure for prefetching). */
+  whenUnscoredBelow(limit: number): Promise<void> {
+    if (this.unscored < limit) return Promise.resolve();
+    return new Promise((resolve) => this.belowWaiters.push({ limit, resolve }));
+  }
+
+  private wakeBelow(): void {
+    if (this.belowWaiters.length === 0) return;
+    const still: { limit: number; resolve: () => void }[] = [];
+    for (const w of this.belowWaiters) {
+      if (this.unscored < w.limit) w.resolve();
+      else still.push(w);
+    }
+    this.belowWaiters = still;
   }
 
   /** Resolves once nothing is queued, scored or being delivered. */
@@ -165,6 +185,8 @@ export class BatchScorer<T> {
     }
     this.busy = true;
     this.inFlight++;
+    this.unscored -= n;
+    this.wakeBelow();
     void this.runGroup(parts, items, n);
   }
 
@@ -212,6 +234,8 @@ export class BatchScorer<T> {
         if (p.taken < p.readings.length && this.queue[0] === p) {
           this.queue.shift();
           this.queuedReadings -= p.readings.length - p.taken;
+          this.unscored -= p.readings.length - p.taken;
+          this.wakeBelow();
           p.taken = p.readings.length;
         }
       } else if (!p.failed && p.outstanding === 0 && p.taken === p.readings.length) p.resolve();
