@@ -19,7 +19,7 @@ import { initTf } from '../tf.ts';
 import { DetectorConfig } from './config.ts';
 import { Predictor, type PredictorState } from './model.ts';
 import { NoveltyMemory, type NoveltyJson } from './novelty.ts';
-import { Rng, choleskySolve, chiSquareSurprise, normalTail, twoSidedSurprise } from './stats.ts';
+import { Rng, choleskySolve, chiSquareSurprise, normalTail, toArray, twoSidedSurprise } from './stats.ts';
 
 export { DetectorConfig };
 
@@ -247,12 +247,12 @@ class SensorState {
     const { ring, short, pat, novelty, seasonMean, seasonDev, seasonN, machineKey: _mk, touchSeq: _ts, ...rest } = this;
     return {
       ...rest,
-      ring: Array.from(ring),
-      short: Array.from(short),
-      pat: Array.from(pat),
-      seasonMean: Array.from(seasonMean),
-      seasonDev: Array.from(seasonDev),
-      seasonN: Array.from(seasonN),
+      ring: toArray(ring),
+      short: toArray(short),
+      pat: toArray(pat),
+      seasonMean: toArray(seasonMean),
+      seasonDev: toArray(seasonDev),
+      seasonN: toArray(seasonN),
       season: { ...this.season, recBlocks: [...this.season.recBlocks] },
       novelty: novelty.toJson(),
       nov: { ...this.nov, recBlocks: [...this.nov.recBlocks] },
@@ -350,10 +350,10 @@ class MachineState {
       line: this.line,
       machine: this.machine,
       sensors: [...this.sensors],
-      latest: Array.from(this.latest),
-      has: Array.from(this.has),
-      mean: Array.from(this.mean),
-      cov: Array.from(this.cov),
+      latest: toArray(this.latest),
+      has: toArray(this.has),
+      mean: toArray(this.mean),
+      cov: toArray(this.cov),
       updates: this.updates,
       histN: this.histN,
       histMean: this.histMean,

@@ -7,6 +7,8 @@
  * switch-on) is not novel, while a shape never seen before (a plateau where the signal always moves,
  * a new level) is, even when each single step looks ordinary.
  */
+import { toArray } from './stats.ts';
+
 export interface NoveltyJson {
   protos: number[];
   used: number[];
@@ -75,7 +77,7 @@ export class NoveltyMemory {
   }
 
   toJson(): NoveltyJson {
-    return { protos: Array.from(this.protos.subarray(0, this.count * this.dim)), used: Array.from(this.used.subarray(0, this.count)), count: this.count, clock: this.clock };
+    return { protos: toArray(this.protos, this.count * this.dim), used: toArray(this.used, this.count), count: this.count, clock: this.clock };
   }
 
   static fromJson(j: NoveltyJson, dim: number, capacity: number): NoveltyMemory {
