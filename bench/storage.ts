@@ -29,7 +29,7 @@ import { createRegistry } from '../common/metrics.ts';
 import type { Reading } from '../common/messages.ts';
 import { TOPICS } from '../common/topics.ts';
 import { DEFAULT_STORE_OPTIONS, type StorageBackend } from '../services/storage/backend.ts';
-import { EmbeddedStore } from '../services/storage/embedded-store.ts';
+import { WorkerEmbeddedStore } from '../services/storage/embedded-worker.ts';
 import { CHUNK_ROWS, ChunkBuilder } from '../services/storage/duckdb-chunk.ts';
 import { InfluxStore } from '../services/storage/influx-store.ts';
 import { readingLine } from '../services/storage/schema.ts';
@@ -276,7 +276,8 @@ async function main(): Promise<void> {
     conn.closeSync();
     instance.closeSync();
 
-    const store = new EmbeddedStore({ ...DEFAULT_STORE_OPTIONS, logger: silentLogger(), embeddedPath: join(dir, 'writer.duckdb') });
+    // The store as the component opens it by default: DuckDB in its own worker thread.
+    const store = new WorkerEmbeddedStore({ ...DEFAULT_STORE_OPTIONS, logger: silentLogger(), embeddedPath: join(dir, 'writer.duckdb') });
     await store.init();
     rows.push(await measure('embedded', 'writer', () => throughWriter(store, records)));
     await store.close();

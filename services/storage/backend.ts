@@ -49,6 +49,11 @@ export interface StoreOptions {
   embeddedPath: string;
   /** Embedded store: how often retention runs. */
   retentionIntervalMs: number;
+  /**
+   * Embedded store: where DuckDB runs. 'worker' (default): its own worker thread, so appends overlap
+   * with the writer's decoding (embedded-worker.ts); 'main': the calling thread.
+   */
+  embeddedThread?: 'worker' | 'main';
   /** Clock; tests move it. */
   now?: () => number;
 }

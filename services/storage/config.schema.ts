@@ -53,5 +53,7 @@ export const StorageConfig = z.strictObject({
   maxPointsPerSeries: positiveInt().default(2000),
   /** Embedded store: how often retention and compaction run. */
   retentionIntervalMs: positiveInt().default(600_000),
+  /** Embedded store: DuckDB in its own worker thread (appends overlap with decoding) or on the writer's thread. */
+  embeddedThread: z.enum(['worker', 'main']).default('worker'),
 });
 export type StorageConfig = z.infer<typeof StorageConfig>;

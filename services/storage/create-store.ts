@@ -7,6 +7,7 @@ import type { InfluxConfig } from '../../common/config/fragments.ts';
 import type { Logger } from '../../common/logger.ts';
 import { DEFAULT_STORE_OPTIONS, type StorageBackend, type StoreOptions } from './backend.ts';
 import { EmbeddedStore } from './embedded-store.ts';
+import { WorkerEmbeddedStore } from './embedded-worker.ts';
 import { InfluxStore } from './influx-store.ts';
 
 export type CreateStoreOptions = Partial<Omit<StoreOptions, 'logger'>> & { logger: Logger; dataDir?: string };
@@ -22,5 +23,6 @@ export function createStore(influx: Pick<InfluxConfig, 'url'>, opts: CreateStore
     ...opts,
     embeddedPath: opts.embeddedPath || defaultEmbeddedPath(opts.dataDir ?? './data'),
   };
-  return influx.url ? new InfluxStore(influx.url, full) : new EmbeddedStore(full);
+  if (influx.url) return new InfluxStore(influx.url, full);
+  return full.embeddedThread === 'main' ? new EmbeddedStore(full) : new WorkerEmbeddedStore(full);
 }

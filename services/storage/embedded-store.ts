@@ -21,7 +21,8 @@ import { dirname } from 'node:path';
 import type { Alert, AlertStatus, MachineScore, Reading, SensorScore, Severity } from '../../common/messages.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { LatestValue, MachineInfo, ScoreSeriesPoint, Series, SeriesPoint, SeriesQuery, WriteResult } from './store.ts';
-import type { MachineScorePoint, StorageBackend, StoreOptions } from './backend.ts';
+import type { BatchWriteResult, MachineScorePoint, StorageBackend, StoreOptions } from './backend.ts';
+import { QUALITIES, ReadingBatch, SeriesInterner, type SeriesEntry } from './reading-batch.ts';
 import { CardinalityGuard } from './cardinality.ts';
 import { STORAGE_ERRORS, StorageUnavailableError } from './errors.ts';
 import { DAY, HOUR, MINUTE, capPoints, planAggregate, validateSeriesQuery } from './plan.ts';
@@ -38,6 +39,14 @@ const LATEST_FLUSH_MS = 1_000;
 const ROLLUP_INTERVAL_MS = 30_000;
 /** Beyond this many separate dirty runs, one covering range is cheaper than many queries. */
 const MAX_RUNS = 50;
+
+/** The newest reading of a series since the last latest-flush (updated in place, no object per point). */
+interface LatestMem {
+  ts: number;
+  value: number;
+  unit: string | undefined;
+  quality: string | undefined;
+}
 
 interface SeriesRow {
   sid: number;
@@ -86,10 +95,15 @@ export class EmbeddedStore implements StorageBackend {
   private readonly seriesByKey = new Map<string, SeriesRow>();
   private nextSid = 1;
   /** Newest reading per series written since the last `flushLatest`. */
-  private latestMem = new Map<number, Reading>();
+  private latestMem = new Map<number, LatestMem>();
   private latestMarkedSeq = 0n;
-  /** Admitted reading series → series id (hot-path cache, see SensorMap). */
-  private readonly readingSids = new SensorMap<number>();
+  /**
+   * Admitted reading series: their series id is cached on the batch's SeriesEntry while
+   * `cacheOwner` is this token (a new token forgets them all).
+   */
+  private seriesToken: object = {};
+  /** Interns series of readings handed in as objects (`writeReadings`). */
+  private readonly interner = new SeriesInterner();
   private readonly scoreSids = new SensorMap<number>();
   private seq = 0n;
   private readonly dirtyMinutes = { readings: new Set<number>(), scores: new Set<number>() };
@@ -186,7 +200,7 @@ export class EmbeddedStore implements StorageBackend {
       await this.appendSeries(fresh);
     } catch (err) {
       for (const { key } of fresh) this.seriesByKey.delete(key);
-      this.readingSids.clear();
+      this.seriesToken = {};
       this.scoreSids.clear();
       throw new StorageUnavailableError(`embedded store could not register new series: ${(err as Error).message}`, { cause: err });
     }
@@ -247,31 +261,42 @@ export class EmbeddedStore implements StorageBackend {
   }
 
   async writeReadings(readings: Reading[]): Promise<WriteResult> {
+    const res = await this.writeReadingBatch(ReadingBatch.fromReadings(readings, this.interner));
+    return { written: res.written, rejected: res.rejected.map((r) => ({ code: r.code, reason: r.reason, item: readings[r.index] })) };
+  }
+
+  /** The admitted series' id, or undefined when the cardinality guard refuses it. */
+  private readingSid(e: SeriesEntry, fresh: SeriesRow[], freshKeys: { key: string; row: SeriesRow }[]): number | undefined {
+    if (e.cacheOwner === this.seriesToken) return e.cacheValue as number;
+    const key = sensorSeriesKey(MEASUREMENTS.readings, e);
+    const before = fresh.length;
+    const sid = this.sidFor(key, MEASUREMENTS.readings, e, fresh);
+    if (fresh.length > before) freshKeys.push({ key, row: fresh[fresh.length - 1] });
+    if (sid !== undefined) {
+      e.cacheOwner = this.seriesToken;
+      e.cacheValue = sid;
+    }
+    return sid;
+  }
+
+  async writeReadingBatch(batch: ReadingBatch): Promise<BatchWriteResult> {
     return this.serialWrite(async () => {
-      const rejected: WriteResult['rejected'] = [];
+      const rejected: BatchWriteResult['rejected'] = [];
       const fresh: SeriesRow[] = [];
       const freshKeys: { key: string; row: SeriesRow }[] = [];
-      const sids = new Int32Array(readings.length);
+      const n = batch.n;
+      const sids = new Int32Array(n);
       const oldest = this.oldestAccepted();
       let written = 0;
-      for (let i = 0; i < readings.length; i++) {
-        const r = readings[i];
-        if (r.ts < oldest) {
-          rejected.push({ code: STORAGE_ERRORS.tooOld, reason: `event time ${new Date(r.ts).toISOString()} is older than the raw retention (${this.opts.rawRetentionDays} d)`, item: r });
-          sids[i] = 0;
+      for (let i = 0; i < n; i++) {
+        const ts = batch.ts[i];
+        if (ts < oldest) {
+          rejected.push({ index: i, code: STORAGE_ERRORS.tooOld, reason: `event time ${new Date(ts).toISOString()} is older than the raw retention (${this.opts.rawRetentionDays} d)` });
           continue;
         }
-        let sid = this.readingSids.get(r);
+        const sid = this.readingSid(batch.series[i], fresh, freshKeys);
         if (sid === undefined) {
-          const key = sensorSeriesKey(MEASUREMENTS.readings, r);
-          const before = fresh.length;
-          sid = this.sidFor(key, MEASUREMENTS.readings, r, fresh);
-          if (fresh.length > before) freshKeys.push({ key, row: fresh[fresh.length - 1] });
-          if (sid !== undefined) this.readingSids.set(r, sid);
-        }
-        if (sid === undefined) {
-          rejected.push({ code: STORAGE_ERRORS.cardinality, reason: 'new series beyond the cardinality limit', item: r });
-          sids[i] = 0;
+          rejected.push({ index: i, code: STORAGE_ERRORS.cardinality, reason: 'new series beyond the cardinality limit' });
           continue;
         }
         sids[i] = sid;
@@ -280,61 +305,90 @@ export class EmbeddedStore implements StorageBackend {
       if (written === 0) return { written, rejected };
       await this.persistNewSeries(freshKeys);
       const seq = ++this.seq;
-      const newest = this.latestMem;
       await this.append('readings', (a) => {
-        if (CHUNKS_SUPPORTED) {
-          this.appendReadingChunks(a, readings, sids, Number(seq));
-          return;
-        }
-        for (let i = 0; i < readings.length; i++) {
-          const sid = sids[i];
-          if (sid === 0) continue;
-          const r = readings[i];
-          a.appendInteger(sid);
-          a.appendBigInt(BigInt(r.ts));
-          a.appendDouble(r.value);
-          if (r.unit === undefined) a.appendNull();
-          else a.appendVarchar(r.unit);
-          if (r.quality === undefined) a.appendNull();
-          else a.appendVarchar(r.quality);
-          a.appendBigInt(BigInt(r.receivedAt));
-          a.appendBigInt(seq);
-          a.endRow();
-          const prev = newest.get(sid);
-          if (!prev || prev.ts <= r.ts) newest.set(sid, r);
-          this.latestMarkedSeq = seq;
-        }
+        if (CHUNKS_SUPPORTED) this.appendReadingChunks(a, batch, sids, Number(seq));
+        else this.appendReadingRows(a, batch, sids, seq);
       });
-      this.markDirty('readings', readings, sids, seq);
+      this.trackLatest(batch, sids);
+      this.latestMarkedSeq = seq;
+      this.markDirtyReadings(batch, sids, seq);
       return { written, rejected };
     });
   }
 
-  /** The readings rows of a batch, a data chunk at a time (see duckdb-chunk.ts); also tracks the newest value per series. */
-  private appendReadingChunks(a: DuckDBAppender, readings: Reading[], sids: Int32Array, seq: number): void {
-    const b = (this.readingChunk ??= new ChunkBuilder(READING_COLUMNS));
-    const newest = this.latestMem;
-    let n = 0;
-    for (let i = 0; i < readings.length; i++) {
+  /** Value by value (big-endian hosts, where the chunk path is off). */
+  private appendReadingRows(a: DuckDBAppender, batch: ReadingBatch, sids: Int32Array, seq: bigint): void {
+    for (let i = 0; i < batch.n; i++) {
       const sid = sids[i];
       if (sid === 0) continue;
-      const r = readings[i];
+      a.appendInteger(sid);
+      a.appendBigInt(BigInt(batch.ts[i]));
+      a.appendDouble(batch.value[i]);
+      const unit = batch.unit[i];
+      if (unit === undefined) a.appendNull();
+      else a.appendVarchar(unit);
+      const quality = QUALITIES[batch.quality[i]];
+      if (quality === undefined) a.appendNull();
+      else a.appendVarchar(quality);
+      a.appendBigInt(BigInt(batch.receivedAt[i]));
+      a.appendBigInt(seq);
+      a.endRow();
+    }
+  }
+
+  /** The readings rows of a batch, a data chunk at a time (see duckdb-chunk.ts). */
+  private appendReadingChunks(a: DuckDBAppender, batch: ReadingBatch, sids: Int32Array, seq: number): void {
+    const b = (this.readingChunk ??= new ChunkBuilder(READING_COLUMNS));
+    let n = 0;
+    for (let i = 0; i < batch.n; i++) {
+      const sid = sids[i];
+      if (sid === 0) continue;
       b.setInteger(0, n, sid);
-      b.setBigInt(1, n, r.ts);
-      b.setDouble(2, n, r.value);
-      b.setVarchar(3, n, r.unit);
-      b.setVarchar(4, n, r.quality);
-      b.setBigInt(5, n, r.receivedAt);
+      b.setBigInt(1, n, batch.ts[i]);
+      b.setDouble(2, n, batch.value[i]);
+      b.setVarchar(3, n, batch.unit[i]);
+      b.setVarchar(4, n, QUALITIES[batch.quality[i]]);
+      b.setBigInt(5, n, batch.receivedAt[i]);
       b.setBigInt(6, n, seq);
       if (++n === CHUNK_ROWS) {
         b.appendTo(a, n);
         n = 0;
       }
-      const prev = newest.get(sid);
-      if (!prev || prev.ts <= r.ts) newest.set(sid, r);
     }
     b.appendTo(a, n);
-    this.latestMarkedSeq = BigInt(seq);
+  }
+
+  /** Newest value per series (by event time; equal time: the later write) for the next latest-flush. */
+  private trackLatest(batch: ReadingBatch, sids: Int32Array): void {
+    const newest = this.latestMem;
+    for (let i = 0; i < batch.n; i++) {
+      const sid = sids[i];
+      if (sid === 0) continue;
+      const ts = batch.ts[i];
+      const cur = newest.get(sid);
+      if (cur === undefined) newest.set(sid, { ts, value: batch.value[i], unit: batch.unit[i], quality: QUALITIES[batch.quality[i]] });
+      else if (cur.ts <= ts) {
+        cur.ts = ts;
+        cur.value = batch.value[i];
+        cur.unit = batch.unit[i];
+        cur.quality = QUALITIES[batch.quality[i]];
+      }
+    }
+  }
+
+  private markDirtyReadings(batch: ReadingBatch, sids: Int32Array, seq: bigint): void {
+    const set = this.dirtyMinutes.readings;
+    this.markedSeq.readings = seq;
+    let last = -1;
+    for (let i = 0; i < batch.n; i++) {
+      if (sids[i] === 0) continue;
+      const ts = batch.ts[i];
+      const m = ts - (ts % MINUTE);
+      if (m !== last) {
+        set.add(m);
+        last = m;
+      }
+    }
   }
 
   /**

@@ -52,6 +52,7 @@ export function storeOptionsFromConfig(cfg: StorageConfig): Omit<CreateStoreOpti
     maxSeries: cfg.maxSeries,
     requestTimeoutMs: cfg.requestTimeoutMs,
     retentionIntervalMs: cfg.retentionIntervalMs,
+    embeddedThread: cfg.embeddedThread,
   };
 }
 

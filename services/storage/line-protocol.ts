@@ -66,8 +66,9 @@ export class ReadingLineWriter {
     // the copying itself at these sizes (10-60 bytes).
     const b = this.buf;
     let p = copy(b, this.pos, head);
-    const src = batch.valueSrc[i];
-    if (src !== undefined) {
+    const source = batch.valueSource[i];
+    if (source !== 0) {
+      const src = batch.sources[source - 1];
       const off = batch.valueOff[i];
       const end = off + batch.valueLen[i];
       for (let k = off; k < end; k++) b[p++] = src[k];

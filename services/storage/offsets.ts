@@ -8,41 +8,48 @@
 export interface MessageToken {
   readonly topic: string;
   readonly partition: number;
-  readonly offset: bigint;
+  /** The offset: a number when it is exact as one (15 digits or fewer), else a bigint. */
+  readonly offset: number | bigint;
   /** Points (or the dead letter) still outstanding. */
   remaining: number;
 }
 
-interface Entry {
-  token: MessageToken;
+/** A tracked message: the token plus its bookkeeping (the token is the entry; no map by offset). */
+interface Entry extends MessageToken {
+  readonly watermark: PartitionWatermark;
   finished: boolean;
+}
+
+/** Offsets are compared as numbers when exact, bigint otherwise (JS compares the two exactly). */
+function offsetValue(offset: string | bigint): number | bigint {
+  if (typeof offset === 'bigint') return offset;
+  return offset.length <= 15 ? Number(offset) : BigInt(offset);
 }
 
 class PartitionWatermark {
   private readonly entries: Entry[] = [];
   private head = 0;
-  private readonly byOffset = new Map<bigint, Entry>();
-  /** Next offset to commit (last finished + 1), undefined until something finished. */
-  next: bigint | undefined;
+  /** Last finished offset of the committable prefix, undefined until something finished. */
+  done: number | bigint | undefined;
   /** Highest offset tracked so far. */
-  last = -1n;
+  last: number | bigint = -1;
+  /** Replaced (rewind) or dropped (revoked): its tokens decide nothing any more. */
+  retired = false;
 
-  add(token: MessageToken): void {
-    this.last = token.offset;
-    const e = { token, finished: false };
+  add(topic: string, partition: number, offset: number | bigint, points: number): Entry {
+    this.last = offset;
+    const e: Entry = { topic, partition, offset, remaining: points, watermark: this, finished: false };
     this.entries.push(e);
-    this.byOffset.set(token.offset, e);
+    return e;
   }
 
-  finish(token: MessageToken): boolean {
-    const e = this.byOffset.get(token.offset);
-    if (!e || e.token !== token) return false;
+  finish(e: Entry): boolean {
+    // A token from before a rewind or a revocation belongs to a watermark that no longer counts.
+    if (this.retired || e.finished) return false;
     e.finished = true;
     let advanced = false;
     while (this.head < this.entries.length && this.entries[this.head].finished) {
-      const done = this.entries[this.head++];
-      this.byOffset.delete(done.token.offset);
-      this.next = done.token.offset + 1n;
+      this.done = this.entries[this.head++].offset;
       advanced = true;
     }
     // Compact the consumed prefix now and then.
@@ -51,6 +58,13 @@ class PartitionWatermark {
       this.head = 0;
     }
     return advanced;
+  }
+
+  /** The next offset to read, as Kafka commits it. */
+  get next(): string | undefined {
+    const d = this.done;
+    if (d === undefined) return undefined;
+    return typeof d === 'bigint' ? (d + 1n).toString() : String(d + 1);
   }
 
   get pending(): number {
@@ -68,20 +82,36 @@ export interface CommittableOffset {
 export class OffsetTracker {
   private readonly partitions = new Map<string, PartitionWatermark>();
   private readonly dirty = new Set<string>();
+  private lastTopic = '';
+  private lastPartition = -1;
+  private lastKey = '';
 
   private key(topic: string, partition: number): string {
     return `${topic}\u0000${partition}`;
   }
 
   track(topic: string, partition: number, offset: string | bigint, points: number): MessageToken {
-    const k = this.key(topic, partition);
-    const at = BigInt(offset);
-    let p = this.partitions.get(k);
+    // The last partition used is remembered: consecutive records mostly share one.
+    let p: PartitionWatermark | undefined;
+    let k: string;
+    if (topic === this.lastTopic && partition === this.lastPartition) {
+      k = this.lastKey;
+      p = this.partitions.get(k);
+    } else {
+      k = this.key(topic, partition);
+      p = this.partitions.get(k);
+      this.lastTopic = topic;
+      this.lastPartition = partition;
+      this.lastKey = k;
+    }
+    const at = offsetValue(offset);
     // A rewind (the consumer resumed from the committed offset after a rebalance or seek): everything
     // after the commit is delivered again, so the old in-flight entries no longer decide anything.
-    if (!p || at <= p.last) this.partitions.set(k, (p = new PartitionWatermark()));
-    const token: MessageToken = { topic, partition, offset: at, remaining: points };
-    p.add(token);
+    if (!p || at <= p.last) {
+      if (p) p.retired = true;
+      this.partitions.set(k, (p = new PartitionWatermark()));
+    }
+    const token = p.add(topic, partition, at, points);
     if (points === 0) this.finish(token);
     return token;
   }
@@ -94,9 +124,9 @@ export class OffsetTracker {
   }
 
   private finish(token: MessageToken): boolean {
-    const k = this.key(token.topic, token.partition);
-    const advanced = this.partitions.get(k)?.finish(token) ?? false;
-    if (advanced) this.dirty.add(k);
+    const e = token as Entry;
+    const advanced = e.watermark.finish(e);
+    if (advanced) this.dirty.add(this.key(token.topic, token.partition));
     return advanced;
   }
 
@@ -104,10 +134,10 @@ export class OffsetTracker {
   takeCommittable(): CommittableOffset[] {
     const out: CommittableOffset[] = [];
     for (const k of this.dirty) {
-      const p = this.partitions.get(k);
-      if (p?.next === undefined) continue;
+      const next = this.partitions.get(k)?.next;
+      if (next === undefined) continue;
       const [topic, partition] = k.split('\u0000');
-      out.push({ topic, partition: Number(partition), offset: p.next.toString() });
+      out.push({ topic, partition: Number(partition), offset: next });
     }
     this.dirty.clear();
     return out;
@@ -120,6 +150,8 @@ export class OffsetTracker {
 
   /** Forgets a partition (revoked): its unfinished messages will be replayed by the new owner. */
   drop(topic: string, partition: number): void {
+    const p = this.partitions.get(this.key(topic, partition));
+    if (p) p.retired = true;
     this.partitions.delete(this.key(topic, partition));
     this.dirty.delete(this.key(topic, partition));
   }

@@ -148,7 +148,7 @@ describe('services/storage/reading-batch', () => {
   it('keeps the value text for verbatim line protocol', () => {
     const batch = new ReadingBatch();
     new ReadingDecoder().decode(Buffer.from('{"site":"a","line":"b","machine":"c","sensor":"d","ts":1,"value":-12.50,"receivedAt":2}'), batch);
-    expect(Buffer.from(batch.valueSrc[0]!.subarray(batch.valueOff[0], batch.valueOff[0] + batch.valueLen[0])).toString()).toBe('-12.50');
+    expect(Buffer.from(batch.sources[batch.valueSource[0] - 1].subarray(batch.valueOff[0], batch.valueOff[0] + batch.valueLen[0])).toString()).toBe('-12.50');
     expect(batch.value[0]).toBe(-12.5);
   });
 

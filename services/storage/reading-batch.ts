@@ -146,18 +146,27 @@ function latin1(b: Uint8Array, s: number, e: number): string {
  */
 export class ReadingBatch {
   n = 0;
-  series: SeriesEntry[] = [];
+  series: SeriesEntry[];
   ts: Float64Array;
   value: Float64Array;
   receivedAt: Float64Array;
-  unit: (string | undefined)[] = [];
+  unit: (string | undefined)[];
   quality: Uint8Array;
-  /** The value's JSON text (when decoded from bytes): written verbatim as line protocol. */
-  valueSrc: (Uint8Array | undefined)[] = [];
+  /** Record bytes the points were decoded from. */
+  sources: Uint8Array[] = [];
+  /**
+   * Where the value's JSON text is (points decoded from bytes): 1 + index into `sources` (0 = not
+   * decoded from bytes), offset and length. Line protocol copies that text verbatim.
+   */
+  valueSource: Int32Array;
   valueOff: Int32Array;
   valueLen: Uint8Array;
 
   constructor(capacity = 1024) {
+    // Pre-sized (holey) so filling them never grows them point by point.
+    this.series = new Array(capacity);
+    this.unit = new Array(capacity);
+    this.valueSource = new Int32Array(capacity);
     this.ts = new Float64Array(capacity);
     this.value = new Float64Array(capacity);
     this.receivedAt = new Float64Array(capacity);
@@ -186,6 +195,7 @@ export class ReadingBatch {
     this.receivedAt = grow(this.receivedAt, (n) => new Float64Array(n));
     this.quality = grow(this.quality, (n) => new Uint8Array(n));
     this.valueOff = grow(this.valueOff, (n) => new Int32Array(n));
+    this.valueSource = grow(this.valueSource, (n) => new Int32Array(n));
     this.valueLen = grow(this.valueLen, (n) => new Uint8Array(n));
   }
 
@@ -199,15 +209,12 @@ export class ReadingBatch {
     this.receivedAt[i] = r.receivedAt;
     this.unit[i] = r.unit;
     this.quality[i] = qualityCode(r.quality);
-    this.valueSrc[i] = undefined;
+    this.valueSource[i] = 0;
   }
 
   /** Forgets points from `n` on (a record the decoder gave up on halfway). */
   truncate(n: number): void {
-    for (let i = n; i < this.n; i++) {
-      this.valueSrc[i] = undefined;
-      this.unit[i] = undefined;
-    }
+    for (let i = n; i < this.n; i++) this.unit[i] = undefined;
     this.n = n;
   }
 
@@ -313,6 +320,8 @@ export class ReadingDecoder {
   private valE = 0;
   private unit: string | undefined = undefined;
   private quality: QualityCode = 0;
+  /** 1 + index of the record being decoded in the batch's `sources`. */
+  private source = 0;
 
   constructor(interner = new SeriesInterner()) {
     this.interner = interner;
@@ -325,6 +334,8 @@ export class ReadingDecoder {
    */
   decode(b: Uint8Array, batch: ReadingBatch): number {
     const start = batch.n;
+    batch.sources.push(b);
+    this.source = batch.sources.length;
     let p = skipWs(b, 0);
     if (b[p] === LBRACKET) {
       p = skipWs(b, p + 1);
@@ -346,6 +357,7 @@ export class ReadingDecoder {
     } else p = -1;
     if (p >= 0 && skipWs(b, p) === b.length) return batch.n - start;
     batch.truncate(start);
+    batch.sources.pop();
     return -1;
   }
 
@@ -397,7 +409,7 @@ export class ReadingDecoder {
     batch.receivedAt[i] = this.recv;
     batch.unit[i] = this.unit;
     batch.quality[i] = this.quality;
-    batch.valueSrc[i] = b;
+    batch.valueSource[i] = this.source;
     batch.valueOff[i] = this.valS;
     batch.valueLen[i] = this.valE - this.valS;
     return p;
