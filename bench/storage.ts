@@ -36,15 +36,19 @@ import { readingLine } from '../services/storage/schema.ts';
 import { StorageConfig, start } from '../services/storage/index.ts';
 import { StorageWriter, type WriterRecord } from '../services/storage/writer.ts';
 import { startInfluxd } from '../test/helpers/influxd.ts';
-import { startTestBroker } from '../test/helpers/kafka.ts';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { createKafkaClients } from '../common/kafka.ts';
+import { KafkaClientConfig } from '../common/config/fragments.ts';
+import { MACHINES, PER_RECORD, makeRecords } from './storage-data.ts';
 import { waitForCommitted } from '../test/helpers/storage-stream.ts';
 
 const POINTS = Number(process.env.BENCH_POINTS ?? 200_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const WITH_KAFKA = (process.env.BENCH_KAFKA ?? '1') !== '0';
 const STORES = (process.env.BENCH_STORES ?? 'influxdb,embedded').split(',');
-const PER_RECORD = 10;
-const MACHINES = 100;
+/** influxd of the running InfluxDB section (its CPU is read from /proc). */
+let currentInfluxdPid: number | undefined;
 const BATCH = 5000;
 const CONCURRENCY = 2;
 
@@ -93,20 +97,6 @@ async function measure(store: string, path: string, run: () => Promise<number>):
   return { store, path, points: POINTS, seconds, cpuUsPerPoint: (used.user + used.system) / POINTS, loopBusy: loop.utilization };
 }
 
-/** Records like the edge bridge produces: one machine, 10 sensors, one timestamp; 1,000 series. */
-function makeRecords(base: number): { records: WriterRecord[]; readings: Reading[] } {
-  const records: WriterRecord[] = [];
-  const readings: Reading[] = [];
-  for (let i = 0; i < POINTS / PER_RECORD; i++) {
-    const machine = `m${i % MACHINES}`;
-    const ts = base + Math.floor(i / MACHINES);
-    const rs: Reading[] = Array.from({ length: PER_RECORD }, (_, s) => ({ site: 'plant', line: 'L1', machine, sensor: `s${s}`, ts, value: ((i * 31 + s) % 1000) / 10, unit: 'degC', receivedAt: ts + 3 }));
-    readings.push(...rs);
-    records.push({ topic: TOPICS.readings, partition: i % 6, offset: String(Math.floor(i / 6)), key: `plant/L1/${machine}`, value: Buffer.from(JSON.stringify(rs)) });
-  }
-  return { records, readings };
-}
-
 async function throughWriter(store: StorageBackend, records: WriterRecord[]): Promise<number> {
   const writer = new StorageWriter(
     { batchSize: BATCH, lingerMs: 50, concurrency: CONCURRENCY, maxBufferedPoints: 50_000, retryInitialDelayMs: 100, retryMaxDelayMs: 1000, commitIntervalMs: 200 },
@@ -137,31 +127,45 @@ async function postRaw(baseUrl: string, db: string, bodies: string[]): Promise<n
 }
 
 /**
- * End to end: the storage component consuming from the embedded broker. It starts and joins its
- * group first (one warm-up record, committed), then the records are produced in bulk; the clock
- * runs from the first send until every offset is committed (producing overlaps with consuming).
+ * End to end: the storage component (in this process) consuming from the embedded broker, which
+ * runs with the producer in a child process (bench/storage-producer.ts), so this process's CPU is
+ * the writer's alone. The component starts and joins its group first (one warm-up record,
+ * committed); then the child produces all records; the clock runs from the "produce" command until
+ * every offset is committed (producing overlaps with consuming).
  */
-async function viaKafka(influxUrl: string, records: WriterRecord[], dataDir: string): Promise<number> {
-  const broker = await startTestBroker();
+async function viaKafka(store: string, influxUrl: string, base: number, dataDir: string): Promise<Row> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/storage-producer.ts'], {
+    env: { ...process.env, BENCH_POINTS: String(POINTS), BENCH_BASE: String(base) },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const next = async (): Promise<Record<string, unknown>> => {
+    const { value, done } = await lines.next();
+    if (done) throw new Error('bench producer process ended early');
+    return JSON.parse(value as string) as Record<string, unknown>;
+  };
+  const tell = (cmd: string) => child.stdin!.write(cmd + '\n');
   try {
-    const producer = broker.kafka.producer();
-    await producer.connect();
+    const { brokers } = (await next()) as { brokers: string[] };
+    const kafka = createKafkaClients({ ...KafkaClientConfig.parse({}), clientId: 'bench-storage', brokers }, silentLogger());
     const groupId = 'bench-storage';
-    const handle = await start(StorageConfig.parse({ httpPort: 0, groupId, batchSize: BATCH, concurrency: CONCURRENCY }), { logger: silentLogger(), metrics: createRegistry('storage'), kafka: broker.kafka, dataDir }, { url: influxUrl });
-    const warmup = JSON.parse(records[0].value!.toString()) as Reading[];
-    await producer.send({ topic: TOPICS.readings, messages: [{ key: 'warmup', value: JSON.stringify(warmup.map((r) => ({ ...r, machine: 'warmup' }))) }] });
-    await waitForCommitted(broker.kafka, groupId, TOPICS.readings, 120_000);
-    const t = performance.now();
-    for (let i = 0; i < records.length; i += 1000) {
-      await producer.send({ topic: TOPICS.readings, messages: records.slice(i, i + 1000).map((r) => ({ key: r.key as string, value: r.value })) });
-    }
-    await waitForCommitted(broker.kafka, groupId, TOPICS.readings, 600_000);
-    const secs = (performance.now() - t) / 1000;
-    await producer.disconnect();
+    const handle = await start(StorageConfig.parse({ httpPort: 0, groupId, batchSize: BATCH, concurrency: CONCURRENCY }), { logger: silentLogger(), metrics: createRegistry('storage'), kafka, dataDir }, { url: influxUrl });
+    tell('warmup');
+    await next();
+    await waitForCommitted(kafka, groupId, TOPICS.readings, 120_000);
+    const serverPid = store === 'influxdb' ? currentInfluxdPid : undefined;
+    const row = await measureWithServer(store, 'writer via Kafka', serverPid, async () => {
+      const t = performance.now();
+      tell('produce');
+      await waitForCommitted(kafka, groupId, TOPICS.readings, 600_000);
+      return (performance.now() - t) / 1000;
+    });
+    await next(); // {"produced"}: already true once everything is committed
     await handle.close();
-    return secs;
+    return row;
   } finally {
-    await broker.close();
+    tell('close');
+    await new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)));
   }
 }
 
@@ -223,7 +227,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const tmp = mkdtempSync(join(tmpdir(), 'pw-bench-storage-'));
   const base = Date.now() - 3_600_000;
-  const { records, readings } = makeRecords(base);
+  const { records, readings } = makeRecords(POINTS, base);
   console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);
   console.log(`storage benchmark: ${POINTS} points in ${records.length} records (${PER_RECORD} readings each, ${MACHINES * PER_RECORD} series), batch ${BATCH}, concurrency ${CONCURRENCY}, best of ${ROUNDS} rounds`);
 
@@ -249,7 +253,10 @@ async function main(): Promise<void> {
           `writer ${Math.round(POINTS / w.seconds)}/s (${w.cpuUsPerPoint!.toFixed(2)} µs + ${w.serverCpuUsPerPoint?.toFixed(2)} in influxd)`,
       );
     }
-    if (WITH_KAFKA) rows.push({ store: 'influxdb', path: 'writer via Kafka', points: POINTS, seconds: await viaKafka(`${influxd.baseUrl}/kafka_run`, records, join(tmp, 'k1')) });
+    if (WITH_KAFKA) {
+      currentInfluxdPid = influxd.pid();
+      rows.push(await viaKafka('influxdb', `${influxd.baseUrl}/kafka_run`, base, join(tmp, 'k1')));
+    }
   } finally {
     await influxd.close();
   }
@@ -283,7 +290,7 @@ async function main(): Promise<void> {
     await store.close();
     console.log(`  embedded round ${round + 1}: raw ${Math.round(POINTS / rows[rows.length - 3].seconds)}/s (${rows[rows.length - 3].cpuUsPerPoint!.toFixed(2)} µs CPU/point), raw chunks ${Math.round(POINTS / rows[rows.length - 2].seconds)}/s (${rows[rows.length - 2].cpuUsPerPoint!.toFixed(2)} µs), writer ${Math.round(POINTS / rows[rows.length - 1].seconds)}/s (${rows[rows.length - 1].cpuUsPerPoint!.toFixed(2)} µs, event loop busy ${(rows[rows.length - 1].loopBusy! * 100).toFixed(0)}%)`);
   }
-  if (WITH_KAFKA && STORES.includes('embedded')) rows.push({ store: 'embedded', path: 'writer via Kafka', points: POINTS, seconds: await viaKafka('', records, join(tmp, 'k2')) });
+  if (WITH_KAFKA && STORES.includes('embedded')) rows.push(await viaKafka('embedded', '', base, join(tmp, 'k2')));
 
   // ---------------------------------------------------------------- report
   // Best of each path, and the median of the per-round writer/raw ratios (raw and writer run

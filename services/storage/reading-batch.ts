@@ -276,7 +276,12 @@ const KEYS: [string, number][] = [
   ['receivedAt', K_RECEIVED],
 ];
 const KEY_BY_ID: Uint8Array[] = [];
-for (const [k, id] of KEYS) KEY_BY_ID[id] = Buffer.from(k, 'latin1');
+/** `"key":` as bytes, for the guessed-order comparison. */
+const QUOTED_KEY: Uint8Array[] = [];
+for (const [k, id] of KEYS) {
+  KEY_BY_ID[id] = Buffer.from(k, 'latin1');
+  QUOTED_KEY[id] = Buffer.from(`"${k}":`, 'latin1');
+}
 const QUALITY_BYTES = QUALITIES.map((q) => (q === undefined ? undefined : Buffer.from(q, 'latin1')));
 const POW10 = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
 
@@ -322,6 +327,9 @@ export class ReadingDecoder {
   private quality: QualityCode = 0;
   /** 1 + index of the record being decoded in the batch's `sources`. */
   private source = 0;
+  /** Key ids in the order the last object had them (guessed for the next one). */
+  private readonly keyOrder = new Int8Array(9);
+  private keyOrderLen = 0;
 
   constructor(interner = new SeriesInterner()) {
     this.interner = interner;
@@ -368,19 +376,42 @@ export class ReadingDecoder {
     this.unit = undefined;
     this.quality = 0;
     p = skipWs(b, p + 1);
-    for (;;) {
-      // key: only our nine names, without escapes
-      if (b[p] !== QUOTE) return -1;
-      const ks = p + 1;
-      p = ks;
-      while (p < b.length && b[p] !== QUOTE && b[p] !== BACKSLASH) p++;
-      if (b[p] !== QUOTE) return -1;
-      const key = matchKey(b, ks, p);
-      if (key < 0 || seen & (1 << key)) return -1;
+    const order = this.keyOrder;
+    for (let f = 0; ; f++) {
+      // The key: first a guess that it comes where it came in the last object (producers write one
+      // order), compared together with its quotes and colon; else scanned and matched by name.
+      let key = -1;
+      if (f < this.keyOrderLen) {
+        const k = order[f];
+        const quoted = QUOTED_KEY[k];
+        let ok = true;
+        for (let j = 0; j < quoted.length; j++) {
+          if (b[p + j] !== quoted[j]) {
+            ok = false;
+            break;
+          }
+        }
+        if (ok) {
+          key = k;
+          p += quoted.length;
+        }
+      }
+      if (key < 0) {
+        if (b[p] !== QUOTE) return -1;
+        const ks = p + 1;
+        p = ks;
+        while (p < b.length && b[p] !== QUOTE && b[p] !== BACKSLASH) p++;
+        if (b[p] !== QUOTE) return -1;
+        key = matchKey(b, ks, p);
+        if (key < 0) return -1;
+        p = skipWs(b, p + 1);
+        if (b[p] !== COLON) return -1;
+        p++;
+        order[f] = key;
+      }
+      if (seen & (1 << key)) return -1;
       seen |= 1 << key;
-      p = skipWs(b, p + 1);
-      if (b[p] !== COLON) return -1;
-      p = skipWs(b, p + 1);
+      p = skipWs(b, p);
       if (key <= K_SENSOR) p = this.identifier(b, p, key);
       else if (key === K_TS) p = this.epochMs(b, p, true);
       else if (key === K_RECEIVED) p = this.epochMs(b, p, false);
@@ -395,6 +426,7 @@ export class ReadingDecoder {
         continue;
       }
       if (c !== RBRACE) return -1;
+      this.keyOrderLen = f + 1;
       break;
     }
     if ((seen & REQUIRED) !== REQUIRED) return -1;
