@@ -317,7 +317,11 @@ export class InfluxStore implements StorageBackend {
       if (ts < lateBefore) (lateHours ??= new Set()).add(ts - (ts % HOUR));
     }
     const body = out.body();
+    const buffer = out.buf;
     const res = await this.writeBody(body, points, ends, 0, count);
+    // Every request with this body has been answered: its buffer may be reused. (Not after an
+    // error: a failed socket may not be done with it.)
+    out.release(buffer);
     if (lateHours) this.markLateHours('readings', lateHours);
     return { written: res.written, rejected: rejected.concat(res.rejected) };
   }

@@ -212,6 +212,12 @@ export class ReadingBatch {
     this.valueSource[i] = 0;
   }
 
+  /** Empties the batch for reuse (keeps its arrays). */
+  clear(): void {
+    this.truncate(0);
+    this.sources.length = 0;
+  }
+
   /** Forgets points from `n` on (a record the decoder gave up on halfway). */
   truncate(n: number): void {
     for (let i = n; i < this.n; i++) this.unit[i] = undefined;
