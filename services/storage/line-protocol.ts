@@ -26,6 +26,12 @@ export class ReadingLineWriter {
   private readonly unitFields = new Map<string, Buffer>();
   private readonly pool: Buffer[] = [];
   private readonly digits = new Uint8Array(24);
+  private lastTs = -1;
+  private lastTsLen = 0;
+  private readonly lastTsDigits = new Uint8Array(24);
+  private lastReceived = -1;
+  private lastReceivedLen = 0;
+  private readonly lastReceivedDigits = new Uint8Array(24);
 
   constructor() {
     this.buf = Buffer.allocUnsafe(0);
@@ -74,10 +80,12 @@ export class ReadingLineWriter {
     const unit = batch.unit[i];
     const unitField = unit === undefined ? undefined : this.unitField(unit);
     this.ensure(head.length + (unitField ? unitField.length : 0) + 128);
-    // Locals and byte loops throughout: TypedArray#set and field writes per piece cost more than
-    // the copying itself at these sizes (10-60 bytes).
+    // Locals throughout; the series part (~50 bytes) with TypedArray#set (16 ns here vs 60 ns for
+    // a byte loop), short pieces with byte loops.
     const b = this.buf;
-    let p = copy(b, this.pos, head);
+    let p = this.pos;
+    b.set(head, p);
+    p += head.length;
     const source = batch.valueSource[i];
     if (source !== 0) {
       const src = batch.sources[source - 1];
@@ -88,14 +96,28 @@ export class ReadingLineWriter {
       const s = String(batch.value[i]);
       for (let k = 0; k < s.length; k++) b[p++] = s.charCodeAt(k);
     }
-    if (unitField !== undefined) p = copy(b, p, unitField);
+    if (unitField !== undefined) {
+      b.set(unitField, p);
+      p += unitField.length;
+    }
     const q = QUALITY_FIELDS[batch.quality[i]];
     if (q !== undefined) p = copy(b, p, q);
     p = copy(b, p, RECEIVED_AT);
-    p = writeInt(b, p, batch.receivedAt[i], this.digits);
+    // The points of a record mostly share both times: the digits of the last ones are kept.
+    const received = batch.receivedAt[i];
+    if (received !== this.lastReceived) {
+      this.lastReceivedLen = writeInt(this.lastReceivedDigits, 0, received, this.digits);
+      this.lastReceived = received;
+    }
+    for (let k = 0; k < this.lastReceivedLen; k++) b[p++] = this.lastReceivedDigits[k];
     b[p++] = I;
     b[p++] = SPACE;
-    p = writeInt(b, p, batch.ts[i], this.digits);
+    const ts = batch.ts[i];
+    if (ts !== this.lastTs) {
+      this.lastTsLen = writeInt(this.lastTsDigits, 0, ts, this.digits);
+      this.lastTs = ts;
+    }
+    for (let k = 0; k < this.lastTsLen; k++) b[p++] = this.lastTsDigits[k];
     b[p++] = NL;
     this.pos = p;
   }
