@@ -42,6 +42,19 @@ describe('services/storage/offsets', () => {
     expect(t.takeCommittable()).toEqual([]);
   });
 
+  it('a token from before a revocation cannot finish anything after the partition comes back', () => {
+    const t = new OffsetTracker();
+    const old = t.track('r', 3, '1', 1);
+    t.drop('r', 3);
+    const first = t.track('r', 3, '1', 1);
+    const second = t.track('r', 3, '2', 1);
+    t.done(old);
+    t.done(second);
+    expect(t.takeCommittable()).toEqual([]);
+    t.done(first);
+    expect(t.takeCommittable()).toEqual([{ topic: 'r', partition: 3, offset: '3' }]);
+  });
+
   it('retain() keeps assigned partitions and drops the rest', () => {
     const t = new OffsetTracker();
     const keep = t.track('r', 0, '1', 1);

@@ -1,9 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Alert, DeadLetter, MachineScore, Reading, SensorScore } from '../../common/messages.ts';
 import { silentLogger } from '../../common/logger.ts';
 import { createRegistry } from '../../common/metrics.ts';
 import { TOPICS } from '../../common/topics.ts';
-import type { StorageBackend } from './backend.ts';
+import type { BatchWriteResult, StorageBackend } from './backend.ts';
+import type { ReadingBatch } from './reading-batch.ts';
 import type { WriteResult } from './store.ts';
 import { StorageUnavailableError } from './errors.ts';
 import type { CommittableOffset } from './offsets.ts';
@@ -42,10 +43,22 @@ class RecordingStore {
   }
 }
 
+/** The same store taking readings in columns (the path the real stores offer), refusals by index. */
+class ColumnRecordingStore extends RecordingStore {
+  columnBatches = 0;
+  async writeReadingBatch(batch: ReadingBatch): Promise<BatchWriteResult> {
+    this.columnBatches++;
+    const rs = batch.toReadings();
+    const res = await this.writeReadings(rs);
+    return { written: res.written, rejected: res.rejected.map((r) => ({ index: rs.indexOf(r.item as Reading), code: r.code, reason: r.reason })) };
+  }
+}
+
 const OPTS: WriterOptions = { batchSize: 100, lingerMs: 20, concurrency: 2, maxBufferedPoints: 1000, retryInitialDelayMs: 5, retryMaxDelayMs: 20, commitIntervalMs: 5 };
 
+let columns = false;
 function setup(opts: Partial<WriterOptions> = {}) {
-  const store = new RecordingStore();
+  const store = columns ? new ColumnRecordingStore() : new RecordingStore();
   const deadLetters: DeadLetter[] = [];
   const commits: CommittableOffset[][] = [];
   const metrics = createRegistry('storage');
@@ -85,7 +98,22 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
-describe('services/storage/writer', () => {
+describe.each([
+  ['objects', false],
+  ['columns', true],
+])('services/storage/writer (readings as %s)', (_, useColumns) => {
+  beforeEach(() => {
+    columns = useColumns;
+  });
+
+  it('takes the columnar path when the store offers it', async () => {
+    const { store, writer } = setup();
+    writer.push([readingRecord(0, 0, 3)]);
+    await writer.drain();
+    expect(store instanceof ColumnRecordingStore ? store.columnBatches : 0).toBe(useColumns ? 1 : 0);
+    expect(store.stored.size).toBe(3);
+  });
+
   it('batches by size, writes everything and commits each partition up to its last record', async () => {
     const { store, writer, committed } = setup();
     const records = Array.from({ length: 30 }, (_, i) => readingRecord(i % 3, Math.floor(i / 3), 25));
