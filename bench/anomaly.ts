@@ -5,28 +5,34 @@
  *
  * Per stream count S (machines of `--sensors` sensors, one Kafka record = one machine's readings at
  * one instant, like the edge bridge sends them):
- *  1. baseline: raw detector, batches of 8192 (the service's batch.maxReadings), after every stream
- *     has a full window;
- *  2. a fresh embedded broker (own process) and one service instance (own process, real detector);
+ *  1. baseline: raw detector, batches of `--baseline-batch` readings (2048: about what the service's
+ *     adaptive limit, batch.targetBatchMs = 20 ms, gives under load), after every stream has a full
+ *     window; CPU µs per reading and the p99 of one call;
+ *  2. a fresh embedded broker (own process) and one service instance (own process, real detector,
+ *     default config: adaptive batches, prefetching);
  *  3. drain: warm-up rounds plus `--drain-rounds` rounds of every stream are written to Kafka first,
- *     then the service starts and we time how fast it scores the measured rounds → readings/s;
+ *     then the service starts and we time how fast it scores the measured rounds → readings/s, and
+ *     the CPU µs per reading of the service and broker processes (robust to a busy machine);
  *  4. live: the load generator offers a light load (25 % of the drain rate) and then `--rate`
- *     readings/s (capped at 80 % of the drain rate) with event time = now; p99 latency from Kafka arrival to scores
- *     acknowledged, from the service's own histogram (the phase's bucket deltas, so an upper bound at
- *     a bucket edge) and end to end (score consumed − reading ts) from a sampled consumer;
- *  5. memory: detector state bytes / streams and the service's RSS; one checkpoint's time and size.
- *
+ *     readings/s (capped at 80 % of the drain rate, so an overloaded service is not reported as a
+ *     latency) with event time = now; p99 latency from Kafka arrival to scores acknowledged, from the
+ *     service's own histogram (the phase's bucket deltas, so an upper bound at a bucket edge) and end
+ *     to end (score consumed − reading ts) from a sampled consumer;
+ *  5. memory: detector state bytes / streams and the service's RSS; one checkpoint's time, how long
+ *     scoring was paused for it (the capture; the rest runs beside scoring) and its size.
  *  6. the same with a trivial detector (`--detectors real` skips it): what Kafka and the
  *     service's own plumbing cost, i.e. the ceiling any detector runs under.
+ * The 1-minute load average at the start and end of each run is printed beside its figures.
  *
  * Options: --streams 1000,10000,100000 --detectors real,fake --sensors 10 --rate 50000 --seconds 15
- *          --drain-rounds 10 --profile DIR (CPU profile of the service process)
- * The machine is shared and noisy: compare the ratios, not the absolute figures.
+ *          --drain-rounds 10 --baseline-batch 2048 --service-config JSON --service-node-args a,b
+ *          --compression none|gzip --profile DIR (CPU profile of the service process)
+ * The machine is shared and noisy: compare the ratios and CPU µs per reading, not absolute rates.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -59,6 +65,8 @@ const { values: args } = parseArgs({
     compression: { type: 'string', default: 'none' },
     /** Write a CPU profile of the service process into this folder. */
     profile: { type: 'string', default: '' },
+    /** Readings per raw scoreBatch call in the baseline (about what the service's 20 ms batch target gives). */
+    'baseline-batch': { type: 'string', default: '2048' },
   },
 });
 
@@ -72,7 +80,7 @@ if (args.role === 'broker') {
 }
 
 const SENSORS = Number(args.sensors);
-const BASELINE_BATCH = 8192;
+const BASELINE_BATCH = Number(args['baseline-batch']);
 const WARM_ROUNDS = DetectorConfig.parse({}).window + 1; // every stream past its first full window
 const T0 = Date.now() - 30 * 24 * 3600_000;
 
@@ -97,8 +105,8 @@ function quantile(sorted: number[], q: number): number {
 async function baseline(streams: number, kind: DetectorKind): Promise<{ rate: number; p99CallMs: number; bytesPerStream: number; cpuUsPerReading: number }> {
   const det = kind === 'real' ? await createDetector(DetectorConfig.parse({})) : new FakeDetector();
   const machines = streams / SENSORS;
-  // Batches of BASELINE_BATCH readings cut from consecutive rounds: the size the service reaches
-  // under load (its batch.maxReadings default), so the detector's per-call costs are shared alike.
+  // Batches of BASELINE_BATCH readings cut from consecutive rounds: about the size the service's
+  // adaptive limit (batch.targetBatchMs) gives under load, so per-call costs are shared alike.
   let pending: Reading[] = [];
   const times: number[] = [];
   let n = 0;
@@ -158,6 +166,8 @@ interface Scraped {
   scored: number;
   streams: number;
   stateBytes: number;
+  /** Total time scoring was paused for checkpoint captures. */
+  capturePauseS: number;
   latencyBuckets: Map<number, number>;
 }
 
@@ -170,6 +180,7 @@ async function scrape(opsUrl: string): Promise<Scraped> {
   }
   return {
     scored: num(/plantwatch_anomaly_readings_scored_total\{pipeline="live"[^}]*\} (\d+)/),
+    capturePauseS: num(/plantwatch_anomaly_checkpoint_capture_seconds_sum(?:\{[^}]*\})? ([\d.e+-]+)/),
     streams: num(/plantwatch_anomaly_streams_active(?:\{[^}]*\})? (\d+)/),
     stateBytes: num(/plantwatch_anomaly_state_bytes(?:\{[^}]*\})? (\d+)/),
     latencyBuckets,
@@ -239,12 +250,17 @@ interface Row {
   bytesPerStream: number;
   rssMb: number;
   checkpointS: number;
+  /** Of which scoring was paused (the capture). */
+  checkpointPauseMs: number;
   checkpointMb: number;
+  /** 1-minute load average at the start and the end of this stream count's run. */
+  load: [number, number];
 }
 
 async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
   const machines = Math.max(1, Math.round(streams / SENSORS));
-  console.error(`[${streams} streams, ${kind} detector] baseline: raw detector…`);
+  const load0 = loadavg()[0];
+  console.error(`[${streams} streams, ${kind} detector] baseline: raw detector… (load average ${load0.toFixed(2)})`);
   const base = await baseline(machines * SENSORS, kind);
 
   const root = await mkdtemp(join(tmpdir(), 'pw-bench-anomaly-'));
@@ -353,6 +369,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
     const res = await fetch(`${svc.opsUrl}/checkpoint`, { method: 'POST' });
     if (!res.ok) throw new Error(`checkpoint failed: ${await res.text()}`);
     const checkpointS = (performance.now() - ck0) / 1000;
+    const checkpointPauseMs = ((await scrape(svc.opsUrl)).capturePauseS - final.capturePauseS) * 1000;
     const checkpointMb = (await dirBytes(join(root, 'service', 'anomaly', 'models'))) / 1e6;
     await producer.disconnect();
     return {
@@ -367,7 +384,9 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
       bytesPerStream: final.stateBytes / Math.max(1, final.streams),
       rssMb: rss,
       checkpointS,
+      checkpointPauseMs,
       checkpointMb,
+      load: [load0, loadavg()[0]],
     };
   } finally {
     // SIGTERM when profiling: the profile is written on a clean exit.
@@ -385,14 +404,14 @@ for (const s of args.streams.split(',').map(Number)) {
 const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : String(n));
 console.log('\nAnomaly service benchmark (2 shared cores: broker, service and load generator are separate processes)\n');
 console.log('Throughput and memory');
-console.log('| detector | streams | raw detector readings/s (baseline) | through Kafka readings/s (drain) | ratio | CPU µs/reading: raw detector → service + broker (drain) | raw scoreBatch(8192) p99 ms | state bytes/stream | service RSS MB | RSS KB/stream | checkpoint s / MB |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log(`| detector | streams | load avg (start → end) | raw detector readings/s (baseline) | through Kafka readings/s (drain) | ratio | CPU µs/reading: raw detector → service + broker (drain) | raw scoreBatch(${BASELINE_BATCH}) p99 ms | state bytes/stream | service RSS MB | RSS KB/stream | checkpoint s (scoring paused ms) / MB |`);
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
   console.log(
-    `| ${r.detector} | ${f(r.streams)} | ${f(r.baseRate)} | ${f(r.kafkaRate)} | ${f(r.kafkaRate / r.baseRate, 2)} | ${f(r.baseCpuUsPerReading, 1)} → ${f(r.cpuUsPerReading.service, 1)} + ${f(r.cpuUsPerReading.broker, 1)} | ${f(r.baseP99CallMs, 1)} | ${f(r.bytesPerStream)} | ${f(r.rssMb)} | ${f((r.rssMb * 1024) / r.streams, 1)} | ${f(r.checkpointS, 1)} / ${f(r.checkpointMb, 1)} |`,
+    `| ${r.detector} | ${f(r.streams)} | ${f(r.load[0], 1)} → ${f(r.load[1], 1)} | ${f(r.baseRate)} | ${f(r.kafkaRate)} | ${f(r.kafkaRate / r.baseRate, 2)} | ${f(r.baseCpuUsPerReading, 1)} → ${f(r.cpuUsPerReading.service, 1)} + ${f(r.cpuUsPerReading.broker, 1)} | ${f(r.baseP99CallMs, 1)} | ${f(r.bytesPerStream)} | ${f(r.rssMb)} | ${f((r.rssMb * 1024) / r.streams, 1)} | ${f(r.checkpointS, 1)} (${f(r.checkpointPauseMs)}) / ${f(r.checkpointMb, 1)} |`,
   );
 }
-console.log('\nLive latency (arrival in Kafka → scores acknowledged), beside the raw scoreBatch(8192) p99 baseline');
+console.log(`\nLive latency (arrival in Kafka → scores acknowledged), beside the raw scoreBatch(${BASELINE_BATCH}) p99 baseline`);
 console.log('| detector | streams | offered readings/s | generated/s | p99 ms (service histogram, ≤ bucket edge) | p50 / p99 ms end to end (sampled consumer) | raw scoreBatch p99 ms |');
 console.log('|---|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
@@ -401,11 +420,11 @@ for (const r of rows) {
   }
 }
 console.log('\ncsv');
-console.log('detector,streams,baseline_readings_per_s,kafka_readings_per_s,ratio,baseline_cpu_us_per_reading,service_cpu_us_per_reading,broker_cpu_us_per_reading,baseline_call_p99_ms,state_bytes_per_stream,rss_mb,checkpoint_s,checkpoint_mb,offered_per_s,generated_per_s,p99_hist_ms,p50_e2e_ms,p99_e2e_ms');
+console.log('detector,streams,load_start,load_end,baseline_readings_per_s,kafka_readings_per_s,ratio,baseline_cpu_us_per_reading,service_cpu_us_per_reading,broker_cpu_us_per_reading,baseline_call_p99_ms,state_bytes_per_stream,rss_mb,checkpoint_s,checkpoint_pause_ms,checkpoint_mb,offered_per_s,generated_per_s,p99_hist_ms,p50_e2e_ms,p99_e2e_ms');
 for (const r of rows) {
   for (const l of r.live) {
     console.log(
-      [r.detector, r.streams, r.baseRate, r.kafkaRate, r.kafkaRate / r.baseRate, r.baseCpuUsPerReading, r.cpuUsPerReading.service, r.cpuUsPerReading.broker, r.baseP99CallMs, r.bytesPerStream, r.rssMb, r.checkpointS, r.checkpointMb, l.offered, l.generated, l.p99HistMs, l.p50E2eMs, l.p99E2eMs]
+      [r.detector, r.streams, r.load[0], r.load[1], r.baseRate, r.kafkaRate, r.kafkaRate / r.baseRate, r.baseCpuUsPerReading, r.cpuUsPerReading.service, r.cpuUsPerReading.broker, r.baseP99CallMs, r.bytesPerStream, r.rssMb, r.checkpointS, r.checkpointPauseMs, r.checkpointMb, l.offered, l.generated, l.p99HistMs, l.p50E2eMs, l.p99E2eMs]
         .map((x) => (typeof x === 'number' && Number.isFinite(x) ? Number(x.toFixed(3)) : x))
         .join(','),
     );
