@@ -17,6 +17,7 @@ type EachBatch = (p: EachBatchPayload) => Promise<void>;
 
 function harness(opts: { failSends?: number; sendGate?: () => Promise<void>; prefetch?: boolean; maxInFlight?: number } = {}) {
   const log: string[] = [];
+  const handlers = new Map<string, (e: unknown) => void>();
   let eachBatch!: EachBatch;
   let failSends = opts.failSends ?? 0;
   const sent: { topic: string; messages: { key: string; value: string }[] }[][] = [];
@@ -36,7 +37,10 @@ function harness(opts: { failSends?: number; sendGate?: () => Promise<void>; pre
   } as unknown as Producer;
   const consumer = {
     events: { GROUP_JOIN: 'consumer.group_join', CRASH: 'consumer.crash' },
-    on: () => () => undefined,
+    on: (event: string, fn: (e: unknown) => void) => {
+      handlers.set(event, fn);
+      return () => undefined;
+    },
     connect: async () => undefined,
     subscribe: async () => undefined,
     run: async (o: { eachBatch: EachBatch }) => void (eachBatch = o.eachBatch),
@@ -102,7 +106,9 @@ function harness(opts: { failSends?: number; sendGate?: () => Promise<void>; pre
     } as unknown as EachBatchPayload;
   }
 
-  return { pipeline, log, sent, detector, registry, payload, eachBatch: (p: EachBatchPayload) => eachBatch(p) };
+  /** kafkajs' GROUP_JOIN event with this member's new assignment of the readings topic. */
+  const join = (partitions: number[]) => handlers.get('consumer.group_join')!({ payload: { memberAssignment: { readings: partitions } } });
+  return { pipeline, log, sent, detector, registry, payload, join, eachBatch: (p: EachBatchPayload) => eachBatch(p) };
 }
 
 describe('services > anomaly > pipeline', () => {
@@ -231,6 +237,31 @@ describe('services > anomaly > pipeline', () => {
       await new Promise((r) => setTimeout(r, 20));
       await expect(h.eachBatch(h.payload(0, [2]))).rejects.toThrow('detector disposed');
       expect(h.log.some((l) => l.startsWith('commit'))).toBe(false);
+    });
+
+    it('a partition that moved to another member commits nothing more, and its batches still settle (quiesce does not hang)', async () => {
+      const g = gatedSends();
+      const h = harness({ prefetch: true, sendGate: g.sendGate, maxInFlight: 4 });
+      await h.pipeline.start();
+      h.join([0, 1]);
+      await h.eachBatch(h.payload(0, [0, 1]));
+      await h.eachBatch(h.payload(0, [2]));
+      await until(() => g.gates.length === 2);
+      h.join([1]); // rebalanced: partition 0 is someone else's now
+      g.gates[1]();
+      g.gates[0]();
+      await until(() => h.log.filter((l) => l === 'acked').length === 2);
+      expect(await h.pipeline.quiesce(async () => 'quiesced')).toBe('quiesced');
+      expect(h.log.some((l) => l.startsWith('commit'))).toBe(false);
+    });
+
+    it('after a failed batch, quiesce does not wait for it', async () => {
+      const h = harness({ prefetch: true });
+      await h.pipeline.start();
+      h.detector.dispose();
+      await h.eachBatch(h.payload(0, [0, 1]));
+      await new Promise((r) => setTimeout(r, 20));
+      expect(await h.pipeline.quiesce(async () => 'quiesced')).toBe('quiesced');
     });
 
     it('quiesce and stop wait until the handed-over batches are committed', async () => {

@@ -216,7 +216,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     laneFailure = null;
     for (const [partition, lane] of lanes) {
       if (lane.broken || !assigned.includes(partition)) {
-        lane.broken = true;
+        breakLane(lane);
         lanes.delete(partition);
       }
     }
@@ -228,6 +228,22 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     let lane = lanes.get(partition);
     if (!lane) lanes.set(partition, (lane = { entries: [], committing: false, broken: false, committedUpTo: undefined, commit: null }));
     return lane;
+  }
+
+  /**
+   * A lane that commits nothing more: its acknowledged batches count as settled now, its pending
+   * ones when they finish (so `quiesce` never waits for a commit that will not come).
+   */
+  function breakLane(lane: Lane): void {
+    lane.broken = true;
+    for (const e of lane.entries) if (e.state === 'done' && e.work.counted) settle();
+    lane.entries = lane.entries.filter((e) => e.state === 'pending');
+  }
+
+  function dropEntry(lane: Lane, entry: LaneEntry): void {
+    const i = lane.entries.indexOf(entry);
+    if (i >= 0) lane.entries.splice(i, 1);
+    if (entry.work.counted) settle();
   }
 
   /** Commits the longest acknowledged run at the head of a partition's lane (one commit at a time). */
@@ -293,20 +309,21 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
         () => {
           m.inFlightReadings.dec(label, n);
           entry.state = 'done';
-          void commitLane(batch.topic, batch.partition, lane);
+          if (lane.broken) dropEntry(lane, entry);
+          else void commitLane(batch.topic, batch.partition, lane);
         },
         (err: unknown) => {
           m.inFlightReadings.dec(label, n);
           entry.state = 'failed';
           if (!lane.broken) {
-            lane.broken = true;
             laneFailure ??= err;
             log.error({ err, partition: batch.partition, offset: batch.firstOffset() }, 'a batch could not be scored or delivered; the consumer restarts from the committed offsets');
+            // Nothing more is committed on this partition; the kafkajs restart re-fetches from its last commit.
+            breakLane(lane);
+            if (lane.committedUpTo === undefined) deliveredUpTo.delete(batch.partition);
+            else deliveredUpTo.set(batch.partition, lane.committedUpTo);
           }
-          // Nothing more is committed on this partition; the kafkajs restart re-fetches from its last commit.
-          if (lane.committedUpTo === undefined) deliveredUpTo.delete(batch.partition);
-          else deliveredUpTo.set(batch.partition, lane.committedUpTo);
-          if (work.counted) settle();
+          dropEntry(lane, entry);
         },
       );
       p.resolveOffset(batch.lastOffset());
