@@ -967,7 +967,7 @@ export async function createDetector(
       rngState: rng.state,
       sinceTrain,
       trainings,
-      replay: { seen: replaySeen, count: replayCount, x: Array.from(replayX.subarray(0, replayCount * F)), y: Array.from(replayY.subarray(0, replayCount)) },
+      replay: { seen: replaySeen, count: replayCount, x: toArray(replayX, replayCount * F), y: toArray(replayY, replayCount) },
       model: model.state(),
     };
     const limitsThen = { ...limits };

@@ -8,7 +8,7 @@
  * "same as last value" rather than noise.
  */
 import { tf } from '../tf.ts';
-import type { Rng } from './stats.ts';
+import { toArray, type Rng } from './stats.ts';
 
 type Tensor = ReturnType<typeof tf.tensor>;
 
@@ -146,7 +146,7 @@ export class Predictor {
       const out: number[][] = [];
       let off = 0;
       for (const n of this.sizes) {
-        out.push(Array.from(flat.subarray(off, off + n)));
+        out.push(toArray(flat.subarray(off, off + n)));
         off += n;
       }
       return out;
