@@ -62,6 +62,8 @@ interface Row {
   seconds: number;
   /** This process's CPU (all its threads, incl. DuckDB's) per point, µs. */
   cpuUsPerPoint?: number;
+  /** Of that, the main thread's (decoding, batching; not the embedded store's worker), µs. */
+  mainCpuUsPerPoint?: number;
   /** Share of the wall time the event loop was busy (JS or a synchronous native call). */
   loopBusy?: number;
   /** influxd's own CPU per point (from /proc/<pid>/stat), µs. */
@@ -69,15 +71,26 @@ interface Row {
 }
 
 /** CPU time (user + system) of another process in µs, from /proc/<pid>/stat (Linux; clock ticks of 10 ms). */
-function processCpuUs(pid: number | undefined): number | undefined {
+function processCpuUs(pid: number | undefined, statFile = `/proc/${pid}/stat`): number | undefined {
   if (pid === undefined) return undefined;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(statFile, 'utf8');
     // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) * 10_000;
   } catch {
     return undefined;
+  }
+}
+
+/** Waits (at most 3 s) until a process used under 10% of a core over 200 ms. */
+async function settle(pid: number | undefined): Promise<void> {
+  const end = Date.now() + 3000;
+  while (Date.now() < end) {
+    const before = processCpuUs(pid);
+    await new Promise((r) => setTimeout(r, 200));
+    const after = processCpuUs(pid);
+    if (before === undefined || after === undefined || after - before <= 20_000) return;
   }
 }
 
@@ -90,14 +103,29 @@ async function measureWithServer(store: string, path: string, serverPid: number 
   return row;
 }
 
-/** Runs a timed path and records this process's CPU time spent in it. */
+/** Runs a timed path and records this process's CPU time spent in it (all threads, and the main thread's). */
 async function measure(store: string, path: string, run: () => Promise<number>): Promise<Row> {
   const cpu = process.cpuUsage();
+  const main = mainThreadCpuUs();
   const elu = performance.eventLoopUtilization();
   const seconds = await run();
   const used = process.cpuUsage(cpu);
+  const mainAfter = mainThreadCpuUs();
   const loop = performance.eventLoopUtilization(elu);
-  return { store, path, points: POINTS, seconds, cpuUsPerPoint: (used.user + used.system) / POINTS, loopBusy: loop.utilization };
+  return {
+    store,
+    path,
+    points: POINTS,
+    seconds,
+    cpuUsPerPoint: (used.user + used.system) / POINTS,
+    mainCpuUsPerPoint: main !== undefined && mainAfter !== undefined ? (mainAfter - main) / POINTS : undefined,
+    loopBusy: loop.utilization,
+  };
+}
+
+/** The main thread's CPU time (its /proc task has the process id), µs in 10 ms steps. */
+function mainThreadCpuUs(): number | undefined {
+  return processCpuUs(process.pid, `/proc/${process.pid}/task/${process.pid}/stat`);
 }
 
 async function throughWriter(store: StorageBackend, records: WriterRecord[]): Promise<number> {
@@ -246,17 +274,28 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       const rawDb = `raw_${round}`;
       await influxd.query(`CREATE DATABASE ${rawDb}`);
-      rows.push(await measureWithServer('influxdb', 'raw /write', influxd.pid(), () => postRaw(influxd.baseUrl, rawDb, bodies)));
       const store = new InfluxStore(`${influxd.baseUrl}/writer_${round}`, { ...DEFAULT_STORE_OPTIONS, logger: silentLogger(), embeddedPath: '' });
       await store.init();
-      rows.push(await measureWithServer('influxdb', 'writer', influxd.pid(), () => throughWriter(store, records)));
+      // Each path starts once influxd is idle (its background work from the previous path, e.g.
+      // cache snapshots, would otherwise be charged to the next), and the order alternates by round.
+      const raw = async () => (await settle(influxd.pid()), measureWithServer('influxdb', 'raw /write', influxd.pid(), () => postRaw(influxd.baseUrl, rawDb, bodies)));
+      const writer = async () => (await settle(influxd.pid()), measureWithServer('influxdb', 'writer', influxd.pid(), () => throughWriter(store, records)));
+      let r: Row;
+      let w: Row;
+      if (round % 2 === 0) {
+        r = await raw();
+        w = await writer();
+      } else {
+        w = await writer();
+        r = await raw();
+      }
+      rows.push(r, w);
       const check = await influxd.query(`SELECT count("value") FROM "writer_${round}"."plantwatch_raw"."readings"`);
       const stored = Number(check.results[0].series?.[0].values[0][1]);
       if (stored !== POINTS) throw new Error(`writer stored ${stored} of ${POINTS} points`);
       await store.close();
-      const [r, w] = rows.slice(-2);
       console.log(
-        `  influxdb round ${round + 1}: raw ${Math.round(POINTS / r.seconds)}/s (${r.cpuUsPerPoint!.toFixed(2)} µs CPU/point here + ${r.serverCpuUsPerPoint?.toFixed(2)} in influxd), ` +
+        `  influxdb round ${round + 1}${round % 2 ? ' (writer first)' : ''}: raw ${Math.round(POINTS / r.seconds)}/s (${r.cpuUsPerPoint!.toFixed(2)} µs CPU/point here + ${r.serverCpuUsPerPoint?.toFixed(2)} in influxd), ` +
           `writer ${Math.round(POINTS / w.seconds)}/s (${w.cpuUsPerPoint!.toFixed(2)} µs + ${w.serverCpuUsPerPoint?.toFixed(2)} in influxd)`,
       );
     }
@@ -283,26 +322,35 @@ async function main(): Promise<void> {
       if (sid === undefined) sids.set(key, (sid = sids.size + 1));
       return sid;
     });
-    rows.push(await measure('embedded', 'raw appender', () => rawAppender(conn, readings, sidOf)));
-    // The same rows as data chunks (what the writer's store uses): the fastest direct way in.
     await conn.run(`CREATE TABLE readings_chunks AS SELECT * FROM readings LIMIT 0`);
-    rows.push(await measure('embedded', 'raw data chunks', () => rawChunks(conn, readings, sidOf)));
-    conn.closeSync();
-    instance.closeSync();
-
     // The store as the component opens it by default: DuckDB in its own worker thread.
     const store = new WorkerEmbeddedStore({ ...DEFAULT_STORE_OPTIONS, logger: silentLogger(), embeddedPath: join(dir, 'writer.duckdb') });
     await store.init();
-    rows.push(await measure('embedded', 'writer', () => throughWriter(store, records)));
+    // Raw paths: the row appender value by value, and the same rows as data chunks (what the store
+    // uses: the fastest direct way in). The order alternates by round.
+    const raw = async () => [await measure('embedded', 'raw appender', () => rawAppender(conn, readings, sidOf)), await measure('embedded', 'raw data chunks', () => rawChunks(conn, readings, sidOf))];
+    const writer = () => measure('embedded', 'writer', () => throughWriter(store, records));
+    let rawRows: Row[];
+    let w: Row;
+    if (round % 2 === 0) {
+      rawRows = await raw();
+      w = await writer();
+    } else {
+      w = await writer();
+      rawRows = await raw();
+    }
+    rows.push(...rawRows, w);
     await store.close();
-    console.log(`  embedded round ${round + 1}: raw ${Math.round(POINTS / rows[rows.length - 3].seconds)}/s (${rows[rows.length - 3].cpuUsPerPoint!.toFixed(2)} µs CPU/point), raw chunks ${Math.round(POINTS / rows[rows.length - 2].seconds)}/s (${rows[rows.length - 2].cpuUsPerPoint!.toFixed(2)} µs), writer ${Math.round(POINTS / rows[rows.length - 1].seconds)}/s (${rows[rows.length - 1].cpuUsPerPoint!.toFixed(2)} µs, event loop busy ${(rows[rows.length - 1].loopBusy! * 100).toFixed(0)}%)`);
+    conn.closeSync();
+    instance.closeSync();
+    console.log(`  embedded round ${round + 1}${round % 2 ? ' (writer first)' : ''}: raw ${Math.round(POINTS / rows[rows.length - 3].seconds)}/s (${rows[rows.length - 3].cpuUsPerPoint!.toFixed(2)} µs CPU/point), raw chunks ${Math.round(POINTS / rows[rows.length - 2].seconds)}/s (${rows[rows.length - 2].cpuUsPerPoint!.toFixed(2)} µs), writer ${Math.round(POINTS / rows[rows.length - 1].seconds)}/s (${rows[rows.length - 1].cpuUsPerPoint!.toFixed(2)} µs, main thread ${rows[rows.length - 1].mainCpuUsPerPoint?.toFixed(2)} µs, event loop busy ${(rows[rows.length - 1].loopBusy! * 100).toFixed(0)}%)`);
   }
   if (WITH_KAFKA && STORES.includes('embedded')) rows.push(await viaKafka('embedded', '', base, join(tmp, 'k2')));
 
   // ---------------------------------------------------------------- report
   // Best of each path, and the median of the per-round writer/raw ratios (raw and writer run
   // back to back in each round, so a round's ratio sees the same machine load on both sides).
-  const table: string[][] = [['store', 'path', 'points', 'seconds', 'points/s (best)', 'best vs best raw', 'median round ratio', 'CPU µs/point (median)', 'influxd CPU µs/point (median)']];
+  const table: string[][] = [['store', 'path', 'points', 'seconds', 'points/s (best)', 'best vs best raw', 'median round ratio', 'CPU µs/point (median)', 'main thread µs/point (median)', 'influxd CPU µs/point (median)']];
   for (const store of ['influxdb', 'embedded']) {
     // Embedded: the first raw path is the row appender (the issue's baseline), the second the
     // data-chunk appender the store itself uses; the writer is compared with both.
@@ -324,7 +372,7 @@ async function main(): Promise<void> {
         const r = best(rows, store, path);
         if (!r) continue;
         const label = path === 'writer' && rawPath !== rawPaths[0] ? `writer (vs ${rawPath})` : path;
-        table.push([store, label, String(r.points), r.seconds.toFixed(2), String(Math.round(r.points / r.seconds)), `${((raw.seconds / r.seconds) * 100).toFixed(0)}%`, path === 'writer' ? `${(median * 100).toFixed(0)}%` : '', medianCpu(path), medianOf(path, (r) => r.serverCpuUsPerPoint)]);
+        table.push([store, label, String(r.points), r.seconds.toFixed(2), String(Math.round(r.points / r.seconds)), `${((raw.seconds / r.seconds) * 100).toFixed(0)}%`, path === 'writer' ? `${(median * 100).toFixed(0)}%` : '', medianCpu(path), medianOf(path, (r) => r.mainCpuUsPerPoint), medianOf(path, (r) => r.serverCpuUsPerPoint)]);
       }
     }
   }

@@ -27,6 +27,11 @@ function offsetValue(offset: string | bigint): number | bigint {
 }
 
 class PartitionWatermark {
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+  ) {}
+
   private readonly entries: Entry[] = [];
   private head = 0;
   /** Last finished offset of the committable prefix, undefined until something finished. */
@@ -81,35 +86,37 @@ export interface CommittableOffset {
 
 export class OffsetTracker {
   private readonly partitions = new Map<string, PartitionWatermark>();
-  private readonly dirty = new Set<string>();
-  private lastTopic = '';
-  private lastPartition = -1;
-  private lastKey = '';
+  /** The same watermarks by topic, then partition number (the hot path builds no key string). */
+  private readonly byTopic = new Map<string, (PartitionWatermark | undefined)[]>();
+  private readonly dirty = new Set<PartitionWatermark>();
 
   private key(topic: string, partition: number): string {
     return `${topic}\u0000${partition}`;
   }
 
+  private get(topic: string, partition: number): PartitionWatermark | undefined {
+    return this.byTopic.get(topic)?.[partition];
+  }
+
+  private set(topic: string, partition: number, p: PartitionWatermark | undefined): void {
+    let list = this.byTopic.get(topic);
+    if (!list) this.byTopic.set(topic, (list = []));
+    list[partition] = p;
+    if (p) this.partitions.set(this.key(topic, partition), p);
+    else this.partitions.delete(this.key(topic, partition));
+  }
+
   track(topic: string, partition: number, offset: string | bigint, points: number): MessageToken {
-    // The last partition used is remembered: consecutive records mostly share one.
-    let p: PartitionWatermark | undefined;
-    let k: string;
-    if (topic === this.lastTopic && partition === this.lastPartition) {
-      k = this.lastKey;
-      p = this.partitions.get(k);
-    } else {
-      k = this.key(topic, partition);
-      p = this.partitions.get(k);
-      this.lastTopic = topic;
-      this.lastPartition = partition;
-      this.lastKey = k;
-    }
+    let p = this.get(topic, partition);
     const at = offsetValue(offset);
     // A rewind (the consumer resumed from the committed offset after a rebalance or seek): everything
     // after the commit is delivered again, so the old in-flight entries no longer decide anything.
     if (!p || at <= p.last) {
-      if (p) p.retired = true;
-      this.partitions.set(k, (p = new PartitionWatermark()));
+      if (p) {
+        p.retired = true;
+        this.dirty.delete(p);
+      }
+      this.set(topic, partition, (p = new PartitionWatermark(topic, partition)));
     }
     const token = p.add(topic, partition, at, points);
     if (points === 0) this.finish(token);
@@ -126,18 +133,17 @@ export class OffsetTracker {
   private finish(token: MessageToken): boolean {
     const e = token as Entry;
     const advanced = e.watermark.finish(e);
-    if (advanced) this.dirty.add(this.key(token.topic, token.partition));
+    if (advanced) this.dirty.add(e.watermark);
     return advanced;
   }
 
   /** Offsets that moved since the last call. */
   takeCommittable(): CommittableOffset[] {
     const out: CommittableOffset[] = [];
-    for (const k of this.dirty) {
-      const next = this.partitions.get(k)?.next;
-      if (next === undefined) continue;
-      const [topic, partition] = k.split('\u0000');
-      out.push({ topic, partition: Number(partition), offset: next });
+    for (const p of this.dirty) {
+      const next = p.next;
+      if (next === undefined || p.retired) continue;
+      out.push({ topic: p.topic, partition: p.partition, offset: next });
     }
     this.dirty.clear();
     return out;
@@ -145,15 +151,19 @@ export class OffsetTracker {
 
   /** Puts offsets back after a failed commit so the next round retries them. */
   restore(offsets: CommittableOffset[]): void {
-    for (const o of offsets) this.dirty.add(this.key(o.topic, o.partition));
+    for (const o of offsets) {
+      const p = this.get(o.topic, o.partition);
+      if (p) this.dirty.add(p);
+    }
   }
 
   /** Forgets a partition (revoked): its unfinished messages will be replayed by the new owner. */
   drop(topic: string, partition: number): void {
-    const p = this.partitions.get(this.key(topic, partition));
-    if (p) p.retired = true;
-    this.partitions.delete(this.key(topic, partition));
-    this.dirty.delete(this.key(topic, partition));
+    const p = this.get(topic, partition);
+    if (!p) return;
+    p.retired = true;
+    this.dirty.delete(p);
+    this.set(topic, partition, undefined);
   }
 
   /** Keeps only the partitions in `assigned` (after a rebalance); returns what was dropped. */
