@@ -21,12 +21,12 @@ const registry = new prom.Registry();
 /** The main thread's clock when it has one (tests move it), else ours. */
 let clock: number | undefined;
 const store = new EmbeddedStore({ ...DEFAULT_STORE_OPTIONS, ...init.options, logger, metrics: registry, now: init.hasClock ? () => clock ?? Date.now() : undefined });
-/** Series by the main thread's id for them. */
-let series = new Map<number, SeriesEntry>();
+/** Series by the main thread's id for them (ids are dense, so an array). */
+let series: SeriesEntry[] = [];
 
 function toBatch(c: ColumnBatch): ReadingBatch {
-  if (c.resetSeries) series = new Map();
-  for (const [id, site, line, machine, sensor] of c.newSeries) series.set(id, new SeriesEntry(id, site, line, machine, sensor));
+  if (c.resetSeries) series = [];
+  for (const [id, site, line, machine, sensor] of c.newSeries) series[id] = new SeriesEntry(id, site, line, machine, sensor);
   const b = new ReadingBatch(1);
   b.n = c.n;
   b.ts = new Float64Array(c.ts);
@@ -38,7 +38,7 @@ function toBatch(c: ColumnBatch): ReadingBatch {
   const s: SeriesEntry[] = new Array(c.n);
   const u: (string | undefined)[] = new Array(c.n);
   for (let i = 0; i < c.n; i++) {
-    const e = series.get(ids[i]);
+    const e = series[ids[i]];
     if (e === undefined) throw new Error(`series ${ids[i]} was never defined`);
     s[i] = e;
     u[i] = units[i] === 0 ? undefined : c.units[units[i] - 1];
