@@ -183,7 +183,7 @@ class SensorState {
   run = 0;
   runMax = 0;
   lastSeen = 0;
-  /** Value of the detector's touch counter when this stream last moved to the LRU tail (not checkpointed). */
+  /** 1 when scored since it was last placed at the tail of the eviction order: a second chance (not checkpointed). */
   touchSeq = 0;
   novelty: NoveltyMemory;
   nov: Hist = newHist();
@@ -460,37 +460,41 @@ export async function createDetector(
   let lastIdleSweep = now();
   const normAlpha = 1 / cfg.normWindow;
   const patScratch = new Float64Array(cfg.novelty.dim);
-  const lruSlack = Math.max(1, Math.floor(cfg.maxStreams / 8));
-  let touchSeq = 0;
   const histAlpha = 1 / cfg.historyWindow;
 
   function touchStream(r: Reading, t: number): SensorState {
     const key = `${r.site}/${r.line}/${r.machine}/${r.sensor}`;
     let st = streams.get(key);
     if (st && copies.length > 0) keepStream(st);
-    touchSeq++;
-    if (st) {
-      // Map order is the LRU order. Moving a key costs a delete and an insert, so a stream touched
-      // within the last eighth of capacity stays where it is (it is nowhere near eviction).
-      if (touchSeq - st.touchSeq > lruSlack) {
-        streams.delete(key);
-        streams.set(key, st);
-        st.touchSeq = touchSeq;
-      }
-    } else {
+    if (st) st.touchSeq = 1;
+    else {
       st = new SensorState(key, r.site, r.line, r.machine, r.sensor, W, K, cfg.novelty, cfg.season.bins);
       while (streams.size >= cfg.maxStreams) evictOldest();
       streams.set(key, st);
-      st.touchSeq = touchSeq;
     }
     st.lastSeen = t;
     return st;
   }
 
+  /**
+   * Approximately least recently used (CLOCK): map order is the order streams were placed in; one
+   * scored since then gets a second chance (moved to the tail, once), the first one that was not is
+   * evicted. The map is reordered only when evicting, never per reading: at 100k streams moving every
+   * touched key churned the map's table and the young generation (scavenges 3x as long).
+   */
   function evictOldest(): void {
-    const first = streams.keys().next();
-    if (first.done) return;
-    evictStream(first.value);
+    for (;;) {
+      const first = streams.entries().next();
+      if (first.done) return;
+      const [key, st] = first.value;
+      if (st.touchSeq === 0) {
+        evictStream(key);
+        return;
+      }
+      st.touchSeq = 0;
+      streams.delete(key);
+      streams.set(key, st);
+    }
   }
 
   function evictStream(key: string): void {
@@ -513,10 +517,10 @@ export async function createDetector(
     const t = now();
     if (t - lastIdleSweep < cfg.idleEvictMs / 4) return;
     lastIdleSweep = t;
-    for (const [key, st] of streams) {
-      if (t - st.lastSeen <= cfg.idleEvictMs) break; // LRU order: the rest are fresher
-      evictStream(key);
-    }
+    // Map order is not recency order (see evictOldest): look at every stream.
+    const idle: string[] = [];
+    for (const [key, st] of streams) if (t - st.lastSeen > cfg.idleEvictMs) idle.push(key);
+    for (const key of idle) evictStream(key);
   }
 
   function addExample(x: Float32Array, off: number, y: number): void {
