@@ -234,6 +234,21 @@ describe('services > anomaly > detector', () => {
     expect(out.sensor[0].warmingUp).toBe(true);
     expect(det.streamCount()).toBe(10);
   });
+  it('evicts streams idle longer than idleEvictMs, wherever they sit in the eviction order', async () => {
+    let clock = 0;
+    const det = await createDetector(DetectorConfig.parse({ idleEvictMs: 1000 }), { now: () => clock });
+    open.push(det);
+    const mk = (m: string, i: number): Reading => ({ site: 's', line: 'l', machine: m, sensor: 'v', ts: 1000 + i, value: i, receivedAt: 0 });
+    await det.scoreBatch([mk('a', 0), mk('b', 0), mk('c', 0)]);
+    clock = 600;
+    await det.scoreBatch([mk('a', 1)]); // a is fresh again (it stays first in the map)
+    clock = 1300;
+    await det.scoreBatch([mk('d', 0)]);
+    expect(det.streamCount()).toBe(2); // b and c went, a and d stay
+    const out = await det.scoreBatch([mk('a', 2), mk('b', 5)]);
+    expect(out.sensor.map((x) => x.warmingUp)).toEqual([true, true]);
+    expect((await det.snapshot()).streams.map((x) => [x.machine, x.n])).toEqual([['a', 3], ['d', 1], ['b', 1]]);
+  });
 });
 
 describe('services > anomaly > detector > stats', () => {
