@@ -7,7 +7,7 @@ import { z } from 'zod';
 export const DetectorConfig = z
   .strictObject({
     /** Tag stamped on every score; bump when the algorithm or its defaults change. */
-    modelVersion: z.string().min(1).default('pw-det-5'),
+    modelVersion: z.string().min(1).default('pw-det-6'),
     /** Past readings the tfjs predictor sees (per stream, in arrival order). */
     window: z.number().int().min(4).max(64).default(16),
     /** Readings a stream needs before its scores are trusted (`warmingUp` is true before). */
@@ -36,8 +36,32 @@ export const DetectorConfig = z
     bandSigmas: z.number().positive().default(3),
     /** Likelihood at or above which a reading counts as anomalous (the service's alert decision). */
     alertLikelihood: z.number().min(0).max(1).default(0.99998),
-    /** After an alert, further readings of the same stream within this many readings are damped (one event, one alert). */
-    refractoryReadings: z.number().int().min(0).default(0),
+    /**
+     * One event, one alarm: after a reading whose evidence reaches `trigger` × the stream's record, the
+     * next `readings` readings of that stream are reported damped unless their evidence exceeds the
+     * event's peak by `margin` (an event that keeps growing is still reported, and becomes the new peak).
+     */
+    refractory: z
+      .strictObject({
+        readings: z.number().int().min(0).default(40),
+        trigger: z.number().positive().default(1.04),
+        margin: z.number().min(1).default(1.5),
+      })
+      .default({ readings: 40, trigger: 1.04, margin: 1.5 }),
+    /**
+     * Weight of each evidence kind's record ratio before the strongest is taken: how much one kind's
+     * "as surprising as its record" counts against another's.
+     */
+    evidenceWeights: z
+      .strictObject({
+        prediction: z.number().nonnegative().default(0.72),
+        novelty: z.number().nonnegative().default(0.85),
+        season: z.number().nonnegative().default(1),
+        range: z.number().nonnegative().default(0.85),
+        stuck: z.number().nonnegative().default(1),
+      })
+      .default({ prediction: 0.72, novelty: 0.85, season: 1, range: 0.85, stuck: 1 }),
+
     /** A time step larger than this multiple of the typical step is a gap: the window restarts. */
     gapFactor: z.number().min(1).default(10),
     /** Readings older than the stream's newest by more than this are rejected (still scored when younger). */

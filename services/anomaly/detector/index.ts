@@ -401,6 +401,8 @@ interface Pending {
   scale: number;
   hasLast: boolean;
   dtMs: number;
+  /** The stream's reading count including this reading (st.n runs ahead within a batch). */
+  n: number;
 }
 
 /**
@@ -425,9 +427,18 @@ export function ratioLikelihood(r: number): number {
   return likelihoodOf(3 * r * r * r);
 }
 
+/** Evidence kinds, in the order `EvidenceTrace` reports them. */
+export const EVIDENCE_KINDS = ['prediction', 'novelty', 'season', 'range', 'stuck'] as const;
+/**
+ * Development hook (NAB analysis): called once per scored reading, in the order of the returned
+ * scores, with each evidence kind's record ratio (same order as EVIDENCE_KINDS; 0 when the kind did
+ * not fire, all 0 for late readings). The array is reused.
+ */
+export type EvidenceTrace = (key: string, n: number, likelihoods: Float64Array) => void;
+
 export async function createDetector(
   config: DetectorConfig,
-  deps: { logger?: Logger; now?: () => number } = {},
+  deps: { logger?: Logger; now?: () => number; trace?: EvidenceTrace } = {},
 ): Promise<StreamDetector> {
   const cfg = DetectorConfig.parse(config);
   await initTf(deps.logger);
@@ -461,6 +472,10 @@ export async function createDetector(
   const normAlpha = 1 / cfg.normWindow;
   const patScratch = new Float64Array(cfg.novelty.dim);
   const histAlpha = 1 / cfg.historyWindow;
+  const trace = deps.trace;
+  // Runs of identical values are remembered long: count data (0, 0, 0…) has long runs weeks apart.
+  const runAlpha = 1 / cfg.longHistoryWindow;
+  const ev = new Float64Array(EVIDENCE_KINDS.length);
 
   function touchStream(r: Reading, t: number): SensorState {
     const key = `${r.site}/${r.line}/${r.machine}/${r.sensor}`;
@@ -582,10 +597,30 @@ export async function createDetector(
    * stream by its own rare events whatever the shape of its score distribution.
    */
   function recordLikelihood(h: Hist, s: number, floor: number): number {
+    return ratioLikelihood(recordRatio(h, s, floor));
+  }
+
+  /** A score divided by the stream's record for its kind (0 while the record is not established). */
+  function recordRatio(h: Hist, s: number, floor: number): number {
     if (h.histN < 8) return 0;
     // The bar is the recent record, or a share of the long-memory one: a heavy-tailed stream whose
     // big bursts are weeks apart should not alarm at every burst half their size.
-    return ratioLikelihood(s / Math.max(h.recMax, cfg.longRecordShare * h.recLong, floor));
+    return s / Math.max(h.recMax, cfg.longRecordShare * h.recLong, floor);
+  }
+
+  /** The Gaussian-fit z of a score as the record ratio with the same likelihood (z = 3r³). */
+  function gaussianRatio(st: { histN: number; histMean: number; histVar: number }, u: number, minSpread = cfg.minSurpriseSpread): number {
+    if (st.histN < 8) return 0;
+    const z = (u - st.histMean) / Math.max(Math.sqrt(st.histVar), minSpread);
+    return z > 0 ? Math.cbrt(z / 3) : 0;
+  }
+
+  const weights = EVIDENCE_KINDS.map((k) => cfg.evidenceWeights[k]);
+  /** The reading's evidence: the strongest of the kinds' weighted ratios. */
+  function combineEvidence(r: Float64Array): number {
+    let m = 0;
+    for (let k = 0; k < r.length; k++) if (weights[k] * r[k] > m) m = weights[k] * r[k];
+    return m;
   }
 
   function updateRecord(h: Hist, s: number, n: number): void {
@@ -662,14 +697,14 @@ export async function createDetector(
           out.rejected.push({ reading: r, reason: `too late: ${st.lastTs - r.ts} ms behind the stream (max ${cfg.maxLatenessMs})` });
           continue;
         }
-        pending.push({ reading: r, st, late: true, row: -1, last: st.level, scale: st.stepScale(), hasLast: true, dtMs: 0 });
+        pending.push({ reading: r, st, late: true, row: -1, last: st.level, scale: st.stepScale(), hasLast: true, dtMs: 0, n: st.n });
         st.recentTs.push(r.ts);
         if (st.recentTs.length > RECENT_TS) st.recentTs.shift();
         continue;
       }
       if (r.quality === 'bad') {
         // The device itself says the value is bad: score it, but do not learn from it.
-        pending.push({ reading: r, st, late: true, row: -1, last: st.n > 0 ? st.level : r.value, scale: st.stepScale(), hasLast: st.n > 0, dtMs: 0 });
+        pending.push({ reading: r, st, late: true, row: -1, last: st.n > 0 ? st.level : r.value, scale: st.stepScale(), hasLast: st.n > 0, dtMs: 0, n: st.n });
         continue;
       }
       const dtMs = st.n > 0 ? r.ts - st.lastTs : 0;
@@ -691,7 +726,7 @@ export async function createDetector(
         xs[off + W + 1] = Math.sin(2 * Math.PI * phase);
         xs[off + W + 2] = Math.cos(2 * Math.PI * phase);
       }
-      pending.push({ reading: r, st, late: false, row, last, scale, hasLast, dtMs });
+      pending.push({ reading: r, st, late: false, row, last, scale, hasLast, dtMs, n: st.n + 1 });
       // Update what later windows in this batch depend on.
       if (hasLast) {
         const d = r.value - last;
@@ -713,7 +748,7 @@ export async function createDetector(
 
     // Pass 3: errors, likelihoods, forecasts, in reading order.
     for (const p of pending) {
-      const { st, reading: r } = p;
+      const { st, reading: r, n } = p;
       const mk = st.machineKey;
       let m = machines.get(mk);
       if (m && copies.length > 0) keepMachine(m);
@@ -735,7 +770,7 @@ export async function createDetector(
         rawScore: 0,
         likelihood: 0,
         modelVersion: cfg.modelVersion,
-        warmingUp: st.n < cfg.warmupReadings,
+        warmingUp: n < cfg.warmupReadings,
       };
       const errSd = Math.max(1.2533 * st.errAbs, 1e-3 * p.scale, 1e-12);
       if (p.late) {
@@ -747,13 +782,17 @@ export async function createDetector(
         score.upper = p.last + cfg.bandSigmas * errSd;
         score.rawScore = u;
         score.likelihood = cfg.calibration === 'record' ? recordLikelihood(st, u, cfg.minSurpriseSpread) : surpriseToLikelihood(st, u);
+        if (trace) {
+          ev.fill(0);
+          trace(st.key, n, ev);
+        }
         out.sensor.push(score);
         continue;
       }
       const predicted = p.row >= 0 ? p.last + p.scale * preds[p.row] : p.last;
       const e = r.value - predicted;
       // The first few errors only seed the error scale; capped so one absurd value cannot wreck the statistics.
-      const u = p.hasLast && st.n > 3 ? Math.min(twoSidedSurprise(e / errSd), MAX_SURPRISE) : 0;
+      const u = p.hasLast && n > 3 ? Math.min(twoSidedSurprise(e / errSd), MAX_SURPRISE) : 0;
       score.predicted = predicted;
       score.lower = predicted - cfg.bandSigmas * errSd;
       score.upper = predicted + cfg.bandSigmas * errSd;
@@ -765,9 +804,10 @@ export async function createDetector(
       st.shortSum += u;
       st.shortPos = (st.shortPos + 1) % K;
       const shortMean = st.shortSum / st.shortLen;
-      let lik = cfg.calibration === 'record' ? recordLikelihood(st, shortMean, cfg.minSurpriseSpread) : surpriseToLikelihood(st, shortMean);
+      ev.fill(0);
+      ev[0] = cfg.calibration === 'record' ? recordRatio(st, shortMean, cfg.minSurpriseSpread) : gaussianRatio(st, shortMean);
       updateHist(st, shortMean);
-      updateRecord(st, shortMean, st.n);
+      updateRecord(st, shortMean, n);
       // Pattern novelty of the latest stride-averaged window.
       st.strideSum += r.value;
       st.strideN++;
@@ -786,10 +826,9 @@ export async function createDetector(
           const range = Math.max(hi - lo, 1e-9 * Math.abs(hi), 1e-12);
           const d = st.novelty.scoreAndLearn(w, range, cfg.novelty.vigilance, true);
           if (d >= 0) {
-            const ln = cfg.calibration === 'record' ? recordLikelihood(st.nov, d, cfg.novelty.minSpread) : surpriseToLikelihood(st.nov, d, cfg.novelty.minSpread);
+            ev[1] = cfg.calibration === 'record' ? recordRatio(st.nov, d, cfg.novelty.minSpread) : gaussianRatio(st.nov, d, cfg.novelty.minSpread);
             updateHist(st.nov, d);
-            updateRecord(st.nov, d, st.n);
-            if (ln > lik) lik = ln;
+            updateRecord(st.nov, d, n);
           }
         }
       }
@@ -805,9 +844,9 @@ export async function createDetector(
           // an EWMA of N(0,1) has variance a/(2-a): rescale so the sustained departure is in sigmas
           const zbar = st.seasonZ / Math.sqrt(cfg.season.smoothing / (2 - cfg.season.smoothing));
           const us = twoSidedSurprise(zbar);
-          if (st.n > cfg.warmupReadings) {
-            lik = Math.max(lik, recordLikelihood(st.season, us, cfg.minSurpriseSpread));
-            updateRecord(st.season, us, st.n);
+          if (n > cfg.warmupReadings) {
+            ev[2] = recordRatio(st.season, us, cfg.minSurpriseSpread);
+            updateRecord(st.season, us, n);
           }
           st.season.histN++;
         }
@@ -819,12 +858,12 @@ export async function createDetector(
         st.seasonN[bin] = cnt + 1;
       }
       // Range novelty: a value clearly outside everything the stream has ever shown.
-      if (cfg.rangeTolerance > 0 && st.n > cfg.warmupReadings && st.max > st.min) {
+      if (cfg.rangeTolerance > 0 && n > cfg.warmupReadings && st.max > st.min) {
         // Tolerance: a fraction of the range, but never less than the noise (a noisy stream's tails keep
         // stretching its range by chance).
         const tol = Math.max(cfg.rangeTolerance * (st.max - st.min), cfg.rangeNoiseSigmas * errSd);
         const excess = Math.max(r.value - st.max, st.min - r.value);
-        if (excess > tol) lik = Math.max(lik, ratioLikelihood(1 + excess / tol));
+        if (excess > tol) ev[3] = 1 + excess / tol;
       }
       // Stuck sensor: a run of identical values twice as long as the longest run the stream showed
       // recently (at least `stuckMinRun`) is reported once, at the moment it becomes that long.
@@ -834,34 +873,37 @@ export async function createDetector(
           st.runMax = Math.max(st.runMax, st.run);
           st.run = 0;
         }
-        st.runMax *= 1 - histAlpha;
-        if (st.run > 0 && st.n > cfg.warmupReadings && st.run === Math.max(cfg.stuckMinRun, Math.ceil(2 * st.runMax))) {
-          lik = Math.max(lik, ratioLikelihood(3));
+        st.runMax *= 1 - runAlpha;
+        if (st.run > 0 && n > cfg.warmupReadings && st.run === Math.max(cfg.stuckMinRun, Math.ceil(2 * st.runMax))) {
+          ev[4] = 3;
         }
       }
-      if (st.n <= cfg.warmupReadings / 4) lik = 0;
+      const evidence = combineEvidence(ev);
+      let lik = ratioLikelihood(evidence);
+      if (n <= cfg.warmupReadings / 4) lik = 0;
       // One event, one alarm: within the refractory period after a peak only a higher likelihood
       // counts as news; the rest of the excursion is reported damped.
-      if (st.n - st.lastAlert <= cfg.refractoryReadings && lik <= st.peak) lik *= 0.5;
-      else if (lik >= cfg.alertLikelihood) {
-        st.lastAlert = st.n;
-        st.peak = lik;
+      if (n - st.lastAlert <= cfg.refractory.readings && evidence <= st.peak * cfg.refractory.margin) lik *= 0.5;
+      else if (evidence >= cfg.refractory.trigger) {
+        st.lastAlert = n;
+        st.peak = evidence;
       }
       score.likelihood = lik;
+      if (trace) trace(st.key, n, ev);
       // Error scale and value statistics (after scoring: a reading never explains itself away).
       if (p.hasLast) {
-        const a = Math.max(1 / Math.max(st.n - 1, 1), normAlpha);
+        const a = Math.max(1 / Math.max(n - 1, 1), normAlpha);
         const ae = Math.min(Math.abs(e), 10 * errSd + 1e-12); // clip so one outlier does not blow up the scale
         st.errAbs = st.errAbs === 0 ? Math.abs(e) : st.errAbs + a * (ae - st.errAbs);
       }
-      const av = Math.max(1 / st.n, normAlpha);
+      const av = Math.max(1 / n, normAlpha);
       const dv = r.value - st.valMean;
       st.valMean += av * dv;
       st.valVar = (1 - av) * (st.valVar + av * dv * dv);
       if (r.value < st.min) st.min = r.value;
       if (r.value > st.max) st.max = r.value;
       // Holt level/trend in event time for the forecast.
-      if (st.n === 1) {
+      if (n === 1) {
         st.level = r.value;
         st.trend = 0;
       } else if (p.dtMs > 0) {

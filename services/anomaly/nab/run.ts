@@ -12,13 +12,16 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import type { Reading } from '../../../common/messages.ts';
-import { createDetector, DetectorConfig } from '../detector/index.ts';
+import { createDetector, DetectorConfig, type EvidenceTrace } from '../detector/index.ts';
 import { backendName, initTf } from '../tf.ts';
 import { defaultCorpusDir, loadCorpus, loadProfiles, loadReference, PROFILE_NAMES, type NabFile } from './corpus.ts';
 import { byCategory, scoreCorpus } from './scorer.ts';
 
-export async function detectFile(file: NabFile, config: DetectorConfig, chunk: number): Promise<Float64Array> {
-  const det = await createDetector(config);
+/** `onEvidence` (analysis only) receives each row's evidence ratios (see EvidenceTrace). */
+export async function detectFile(file: NabFile, config: DetectorConfig, chunk: number, onEvidence?: (row: number, ratios: Float64Array) => void): Promise<Float64Array> {
+  const traced: Float64Array[] = [];
+  const trace: EvidenceTrace | undefined = onEvidence ? (_key, _n, ev) => traced.push(Float64Array.from(ev)) : undefined;
+  const det = await createDetector(config, { trace });
   const scores = new Float64Array(file.values.length);
   const [category, base] = file.name.split('/');
   const machine = base.replace(/\.csv$/, '').replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 64);
@@ -28,11 +31,13 @@ export async function detectFile(file: NabFile, config: DetectorConfig, chunk: n
       for (let i = s; i < Math.min(file.values.length, s + chunk); i++) {
         batch.push({ site: 'nab', line: category, machine, sensor: 'value', ts: file.timestamps[i], value: file.values[i], receivedAt: file.timestamps[i] });
       }
+      traced.length = 0;
       const out = await det.scoreBatch(batch);
       const rejected = new Set(out.rejected.map((r) => r.reading));
       let k = 0;
       for (let j = 0; j < batch.length; j++) {
         if (rejected.has(batch[j])) continue; // a rejected row keeps score 0
+        if (onEvidence) onEvidence(s + j, traced[k]);
         scores[s + j] = out.sensor[k++].likelihood;
       }
     }
