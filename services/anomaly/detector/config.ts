@@ -15,7 +15,7 @@ export const DetectorConfig = z
     /** Effective memory (readings) of the value normalisation and error scale. */
     normWindow: z.number().int().min(16).default(2000),
     /** Readings over which the recent record (maximum score) is kept, as 8 block maxima. */
-    historyWindow: z.number().int().min(16).default(500),
+    historyWindow: z.number().int().min(16).default(400),
     /** Memory (readings) of the long record, an exponentially decaying maximum. */
     longHistoryWindow: z.number().int().min(16).default(20000),
     /** The bar is max(recent record, this share of the long record); 0 disables the long record. */
@@ -45,22 +45,22 @@ export const DetectorConfig = z
       .strictObject({
         readings: z.number().int().min(0).default(40),
         trigger: z.number().positive().default(1.04),
-        margin: z.number().min(1).default(1.5),
+        margin: z.number().min(1).default(1.35),
       })
-      .default({ readings: 40, trigger: 1.04, margin: 1.5 }),
+      .default({ readings: 40, trigger: 1.04, margin: 1.35 }),
     /**
      * Weight of each evidence kind's record ratio before the strongest is taken: how much one kind's
      * "as surprising as its record" counts against another's.
      */
     evidenceWeights: z
       .strictObject({
-        prediction: z.number().nonnegative().default(0.72),
+        prediction: z.number().nonnegative().default(0.8),
         novelty: z.number().nonnegative().default(0.85),
         season: z.number().nonnegative().default(1),
-        range: z.number().nonnegative().default(0.85),
+        range: z.number().nonnegative().default(0.75),
         stuck: z.number().nonnegative().default(1),
       })
-      .default({ prediction: 0.72, novelty: 0.85, season: 1, range: 0.85, stuck: 1 }),
+      .default({ prediction: 0.8, novelty: 0.85, season: 1, range: 0.75, stuck: 1 }),
 
     /** A time step larger than this multiple of the typical step is a gap: the window restarts. */
     gapFactor: z.number().min(1).default(10),

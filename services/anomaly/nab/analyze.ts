@@ -38,6 +38,7 @@ async function main(): Promise<void> {
       quiet: { type: 'boolean' },
       fp: { type: 'boolean' },
       dump: { type: 'string' },
+      chunk: { type: 'string', default: '64' },
     },
   });
   const raw = args.config ? JSON.parse(readFileSync(args.config, 'utf8')) : {};
@@ -54,7 +55,7 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   for (const f of files) {
     const kl = new Float64Array(f.values.length * K);
-    const scores = await detectFile(f, config, 64, (row, ev) => kl.set(ev, row * K));
+    const scores = await detectFile(f, config, Number(args.chunk), (row, ev) => kl.set(ev, row * K));
     scored.push({ name: f.name, windows: f.windows, scores });
     kinds.push(kl);
   }
