@@ -104,7 +104,9 @@ async function main(): Promise<void> {
   const std = results[0].r;
   console.log(`| plantwatch ${config.modelVersion} | ${results.map(({ r }) => r.score.toFixed(2)).join(' | ')} | ${count(std, 'tp')} / ${count(std, 'fp')} / ${count(std, 'fn')} |`);
   for (const b of baselines) console.log(`| ${b.name} | ${PROFILE_NAMES.map((p) => b.scores[p].toFixed(2)).join(' | ')} | |`);
-  console.log(`\nthresholds: ${results.map(({ p, r }) => `${p} ${r.threshold.toPrecision(6)}`).join(', ')}`);
+  console.log('\n| profile | score | threshold | TP | FP | FN |');
+  console.log('|---|---|---|---|---|---|');
+  for (const { p, r } of results) console.log(`| ${p} | ${r.score.toFixed(2)} | ${r.threshold.toPrecision(6)} | ${count(r, 'tp')} | ${count(r, 'fp')} | ${count(r, 'fn')} |`);
   if (args.csv) {
     const rows = [['detector', ...PROFILE_NAMES, 'seconds'].join(',')];
     rows.push([`plantwatch-${config.modelVersion}`, ...results.map(({ r }) => r.score.toFixed(4)), seconds.toFixed(1)].join(','));
