@@ -72,7 +72,7 @@ export interface StartInWorkerOptions extends WorkerInit {
   closeTimeoutMs?: number;
 }
 
-const BOOTSTRAP = new URL('./worker-bootstrap.mjs', import.meta.url);
+const BOOTSTRAP = new URL('../common/ts-worker-bootstrap.mjs', import.meta.url);
 const ENTRY = new URL('./worker-entry.ts', import.meta.url);
 
 /** A registry whose exposition comes from the worker; default label `component` names it for the gateway. */

@@ -28,7 +28,7 @@ import { ReadingBatch, SeriesInterner } from './reading-batch.ts';
 import type { LatestValue, MachineInfo, ScoreSeriesPoint, Series, SeriesQuery, WriteResult } from './store.ts';
 import { deserializeStoreError, type ColumnBatch, type FromStoreWorker, type StoreWorkerInit, type ToStoreWorker } from './embedded-worker-protocol.ts';
 
-const BOOTSTRAP = new URL('./embedded-worker-bootstrap.mjs', import.meta.url);
+const BOOTSTRAP = new URL('../../common/ts-worker-bootstrap.mjs', import.meta.url);
 const ENTRY = new URL('./embedded-worker-thread.ts', import.meta.url);
 /** Series ids handed to the worker before numbering starts afresh (bounds its map). */
 const MAX_SERIES_IDS = 1 << 20;

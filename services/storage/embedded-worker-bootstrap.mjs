@@ -1,7 +1,0 @@
-// Plain JavaScript on purpose: Node 20 applies neither `--import tsx` nor the parent's loader hooks
-// to a Worker's entry file, so this registers tsx inside the worker, then loads the TypeScript entry.
-import { workerData } from 'node:worker_threads';
-import { register } from 'tsx/esm/api';
-
-register();
-await import(workerData.entry);
