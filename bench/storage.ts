@@ -55,6 +55,16 @@ let currentInfluxdPid: number | undefined;
 const BATCH = 5000;
 const CONCURRENCY = 2;
 
+/** Runs both paths, raw first in even rounds and writer first in odd ones, so neither always goes first. */
+async function inAlternatingOrder<R, W>(round: number, raw: () => Promise<R>, writer: () => Promise<W>): Promise<[R, W]> {
+  if (round % 2 === 0) {
+    const r = await raw();
+    return [r, await writer()];
+  }
+  const w = await writer();
+  return [await raw(), w];
+}
+
 interface Row {
   store: string;
   path: string;
@@ -335,15 +345,7 @@ async function main(): Promise<void> {
       // cache snapshots, would otherwise be charged to the next), and the order alternates by round.
       const raw = async () => (await settle(influxd.pid()), measureWithServer('influxdb', 'raw /write', influxd.pid(), () => postRaw(influxd.baseUrl, rawDb, bodies)));
       const writer = async () => (await settle(influxd.pid()), measureWithServer('influxdb', 'writer', influxd.pid(), () => throughWriter(store, records)));
-      let r: Row;
-      let w: Row;
-      if (round % 2 === 0) {
-        r = await raw();
-        w = await writer();
-      } else {
-        w = await writer();
-        r = await raw();
-      }
+      const [r, w] = await inAlternatingOrder(round, raw, writer);
       rows.push(r, w);
       const check = await influxd.query(`SELECT count("value") FROM "writer_${round}"."plantwatch_raw"."readings"`);
       const stored = Number(check.results[0].series?.[0].values[0][1]);
@@ -380,15 +382,7 @@ async function main(): Promise<void> {
     // uses: the fastest direct way in). The order alternates by round.
     const raw = async () => [await measure('embedded', 'raw appender', () => rawAppender(conn, rawRows)), await measure('embedded', 'raw data chunks', () => rawChunks(conn, rawRows))];
     const writer = () => measure('embedded', 'writer', () => throughWriter(store, records));
-    let rawResults: Row[];
-    let w: Row;
-    if (round % 2 === 0) {
-      rawResults = await raw();
-      w = await writer();
-    } else {
-      w = await writer();
-      rawResults = await raw();
-    }
+    const [rawResults, w] = await inAlternatingOrder(round, raw, writer);
     rows.push(...rawResults, w);
     await store.close();
     conn.closeSync();

@@ -25,13 +25,9 @@ export class ReadingLineWriter {
   pos = 0;
   private readonly unitFields = new Map<string, Buffer>();
   private readonly pool: Buffer[] = [];
-  private readonly digits = new Uint8Array(24);
-  private lastTs = -1;
-  private lastTsLen = 0;
-  private readonly lastTsDigits = new Uint8Array(24);
-  private lastReceived = -1;
-  private lastReceivedLen = 0;
-  private readonly lastReceivedDigits = new Uint8Array(24);
+  // The points of a record mostly share both times: the digits of the last ones are kept.
+  private readonly receivedAtDigits = new LastIntDigits();
+  private readonly tsDigits = new LastIntDigits();
 
   constructor() {
     this.buf = Buffer.allocUnsafe(0);
@@ -103,23 +99,29 @@ export class ReadingLineWriter {
     const q = QUALITY_FIELDS[batch.quality[i]];
     if (q !== undefined) p = copy(b, p, q);
     p = copy(b, p, RECEIVED_AT);
-    // The points of a record mostly share both times: the digits of the last ones are kept.
-    const received = batch.receivedAt[i];
-    if (received !== this.lastReceived) {
-      this.lastReceivedLen = writeInt(this.lastReceivedDigits, 0, received, this.digits);
-      this.lastReceived = received;
-    }
-    for (let k = 0; k < this.lastReceivedLen; k++) b[p++] = this.lastReceivedDigits[k];
+    p = this.receivedAtDigits.write(b, p, batch.receivedAt[i]);
     b[p++] = I;
     b[p++] = SPACE;
-    const ts = batch.ts[i];
-    if (ts !== this.lastTs) {
-      this.lastTsLen = writeInt(this.lastTsDigits, 0, ts, this.digits);
-      this.lastTs = ts;
-    }
-    for (let k = 0; k < this.lastTsLen; k++) b[p++] = this.lastTsDigits[k];
+    p = this.tsDigits.write(b, p, batch.ts[i]);
     b[p++] = NL;
     this.pos = p;
+  }
+}
+
+/** Decimal digits of the last integer written, reused while the same value repeats. */
+class LastIntDigits {
+  private value = -1;
+  private len = 0;
+  private readonly digits = new Uint8Array(24);
+  private readonly scratch = new Uint8Array(24);
+
+  write(b: Uint8Array, p: number, v: number): number {
+    if (v !== this.value) {
+      this.len = writeInt(this.digits, 0, v, this.scratch);
+      this.value = v;
+    }
+    for (let k = 0; k < this.len; k++) b[p++] = this.digits[k];
+    return p;
   }
 }
 
