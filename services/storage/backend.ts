@@ -4,7 +4,7 @@
  */
 import type { Logger } from '../../common/logger.ts';
 import type { Registry } from '../../common/metrics.ts';
-import type { ReadingBatch } from './reading-batch.ts';
+import type { ReadingBatch } from '../../common/reading-batch.ts';
 import type { SeriesQuery, TimeSeriesStore } from './store.ts';
 
 /** The result of a columnar write: refused points by their index in the batch. */

@@ -22,7 +22,7 @@ import type { Alert, AlertStatus, MachineScore, Reading, SensorScore, Severity }
 import type { Logger } from '../../common/logger.ts';
 import type { LatestValue, MachineInfo, ScoreSeriesPoint, Series, SeriesPoint, SeriesQuery, WriteResult } from './store.ts';
 import type { BatchWriteResult, MachineScorePoint, StorageBackend, StoreOptions } from './backend.ts';
-import { QUALITIES, ReadingBatch, SeriesInterner, type SeriesEntry } from './reading-batch.ts';
+import { QUALITIES, ReadingBatch, SeriesInterner, type SeriesEntry } from '../../common/reading-batch.ts';
 import { CardinalityGuard } from './cardinality.ts';
 import { STORAGE_ERRORS, StorageUnavailableError } from './errors.ts';
 import { DAY, HOUR, MINUTE, capPoints, planAggregate, validateSeriesQuery } from './plan.ts';

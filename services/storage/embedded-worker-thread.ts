@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { prom } from '../../common/metrics.ts';
 import { DEFAULT_STORE_OPTIONS, type StorageBackend } from './backend.ts';
 import { EmbeddedStore } from './embedded-store.ts';
-import { ReadingBatch, SeriesEntry } from './reading-batch.ts';
+import { ReadingBatch, SeriesEntry } from '../../common/reading-batch.ts';
 import { serializeStoreError, type ColumnBatch, type FromStoreWorker, type StoreWorkerInit, type ToStoreWorker } from './embedded-worker-protocol.ts';
 
 const init = workerData.init as StoreWorkerInit;

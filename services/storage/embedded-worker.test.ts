@@ -10,7 +10,7 @@ import { storeConformance } from '../../test/conformance/store.ts';
 import { DEFAULT_STORE_OPTIONS, type StorageBackend, type StoreOptions } from './backend.ts';
 import { createStore } from './create-store.ts';
 import { WorkerEmbeddedStore } from './embedded-worker.ts';
-import { ReadingBatch, ReadingDecoder } from './reading-batch.ts';
+import { ReadingBatch, ReadingDecoder } from '../../common/reading-batch.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'pw-embedded-worker-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -24,7 +24,7 @@ import type { BatchWriteResult, MachineScorePoint, StorageBackend, StoreOptions 
 import { getOrCreate } from './cardinality.ts';
 import { StorageUnavailableError } from './errors.ts';
 import { validateSeriesQuery } from './plan.ts';
-import { ReadingBatch, SeriesInterner } from './reading-batch.ts';
+import { ReadingBatch, SeriesInterner } from '../../common/reading-batch.ts';
 import type { LatestValue, MachineInfo, ScoreSeriesPoint, Series, SeriesQuery, WriteResult } from './store.ts';
 import { deserializeStoreError, type ColumnBatch, type FromStoreWorker, type StoreWorkerInit, type ToStoreWorker } from './embedded-worker-protocol.ts';
 

@@ -24,7 +24,7 @@ import type { AlertStatus, Severity } from '../../common/messages.ts';
 import type { LatestValue, MachineInfo, ScoreSeriesPoint, Series, SeriesPoint, SeriesQuery, WriteResult } from './store.ts';
 import type { BatchWriteResult, MachineScorePoint, StorageBackend, StoreOptions } from './backend.ts';
 import { ReadingLineWriter } from './line-protocol.ts';
-import { ReadingBatch, SeriesInterner, type SeriesEntry } from './reading-batch.ts';
+import { ReadingBatch, SeriesInterner, type SeriesEntry } from '../../common/reading-batch.ts';
 import { CardinalityGuard } from './cardinality.ts';
 import { STORAGE_ERRORS, StorageUnavailableError } from './errors.ts';
 import { DAY, HOUR, MINUTE, capPoints, planAggregate, validateSeriesQuery } from './plan.ts';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Reading } from '../../common/messages.ts';
 import { ReadingLineWriter } from './line-protocol.ts';
-import { ReadingBatch, ReadingDecoder, SeriesInterner } from './reading-batch.ts';
+import { ReadingBatch, ReadingDecoder, SeriesInterner } from '../../common/reading-batch.ts';
 import { MEASUREMENTS, readingLine, sensorSeriesKey } from './schema.ts';
 
 const head = (r: Reading) => Buffer.from(`${sensorSeriesKey(MEASUREMENTS.readings, r)} value=`);

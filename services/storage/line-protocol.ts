@@ -6,7 +6,7 @@
  * the same double as JSON.parse does), unit fields are cached per unit, integers are written digit
  * by digit.
  */
-import type { ReadingBatch } from './reading-batch.ts';
+import type { ReadingBatch } from '../../common/reading-batch.ts';
 import { stringField } from './schema.ts';
 
 const QUALITY_FIELDS = [undefined, 'good', 'uncertain', 'bad'].map((q) => (q === undefined ? undefined : Buffer.from(`,quality="${q}"`, 'latin1')));

@@ -4,7 +4,7 @@ import { silentLogger } from '../../common/logger.ts';
 import { createRegistry } from '../../common/metrics.ts';
 import { TOPICS } from '../../common/topics.ts';
 import type { BatchWriteResult, StorageBackend } from './backend.ts';
-import type { ReadingBatch } from './reading-batch.ts';
+import type { ReadingBatch } from '../../common/reading-batch.ts';
 import type { WriteResult } from './store.ts';
 import { StorageUnavailableError } from './errors.ts';
 import type { CommittableOffset } from './offsets.ts';

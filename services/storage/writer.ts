@@ -27,7 +27,7 @@ import { getOrCreate } from './cardinality.ts';
 import { STORAGE_ERRORS, StorageUnavailableError } from './errors.ts';
 import { OffsetTracker, type CommittableOffset, type MessageToken } from './offsets.ts';
 import { readingsFast } from './fast-validate.ts';
-import { ReadingBatch, ReadingDecoder } from './reading-batch.ts';
+import { ReadingBatch, ReadingDecoder } from '../../common/reading-batch.ts';
 
 export const AlertRecord = z.union([Alert, z.array(Alert).min(1)]);
 

@@ -4,7 +4,7 @@
  * record's bytes in one pass (no JSON.parse, no object per reading, no string per identifier).
  *
  * Why: JSON.parse + an object per reading + validation + a line-protocol string per point cost the
- * writer ~2.5 µs per point more than the raw store paths (README › Performance). The stores read
+ * writer ~2.5 µs per point more than the raw store paths (services/storage/README.md › Performance). The stores read
  * these columns directly (line protocol bytes for InfluxDB, DuckDB data chunks for the embedded
  * store), so a reading is never materialised as an object unless it is refused and dead-lettered.
  *
@@ -15,7 +15,7 @@
  * accept too and yield the same readings (reading-batch.test.ts checks this on random and mutated
  * records).
  */
-import type { Reading } from '../../common/messages.ts';
+import type { Reading } from './messages.ts';
 
 /** One series (site, line, machine, sensor), interned: the same identifiers give the same object. */
 export class SeriesEntry {

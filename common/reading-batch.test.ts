@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ReadingRecord, type Reading } from '../../common/messages.ts';
+import { ReadingRecord, type Reading } from './messages.ts';
 import { ReadingBatch, ReadingDecoder, SeriesInterner } from './reading-batch.ts';
 
 /** What the writer's fallback path yields: JSON.parse + zod, or undefined when either refuses. */
