@@ -5,6 +5,8 @@
  * the models work inside.
  */
 import type { Reading, SensorScore, MachineScore } from '../../common/messages.ts';
+import type { ReadingBatch } from '../../common/reading-batch.ts';
+import type { ColumnScoreOutput } from './score-columns.ts';
 
 /** JSON-serialisable detector state; `version` is the model version that produced it. */
 export interface DetectorSnapshotLike {
@@ -24,6 +26,12 @@ export interface ScoringDetector {
   readonly modelVersion: string;
   /** Scores readings of many streams in one call; readings of one stream arrive in offset order. */
   scoreBatch(readings: Reading[]): Promise<ScoreOutputLike>;
+  /**
+   * The same scoring on a column batch (the service's hot path): no object per reading or score.
+   * Optional: without it the service bridges through `scoreBatch` (`scoreColumnsViaObjects`).
+   * Must give exactly the scores `scoreBatch` gives for the same readings.
+   */
+  scoreColumns?(input: ReadingBatch): Promise<ColumnScoreOutput>;
   setLimits?(limits: SensorLimits): void;
   snapshot(): Promise<DetectorSnapshotLike>;
   /**
