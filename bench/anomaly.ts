@@ -7,10 +7,12 @@
  * one instant, like the edge bridge sends them):
  *  1. baseline: raw detector, batches of `--baseline-batch` readings (2048: about what the service's
  *     adaptive limit, batch.targetBatchMs = 20 ms, gives under load), after every stream has a full
- *     window; CPU µs per reading and the p99 of one call;
+ *     window and the shared model is mature (see MATURE_READINGS); CPU µs per reading and the p99 of
+ *     one call, and in brackets the CPU per reading while the model was still young (a fresh start
+ *     without a checkpoint) where the warm-up is long enough to tell;
  *  2. a fresh embedded broker (own process) and one service instance (own process, real detector,
  *     default config: adaptive batches, prefetching);
- *  3. drain: warm-up rounds plus `--drain-rounds` rounds of every stream are written to Kafka first,
+ *  3. drain: warm-up rounds (the same maturity) plus `--drain-rounds` rounds of every stream are written to Kafka first,
  *     then the service starts and we time how fast it scores the measured rounds → readings/s, and
  *     the CPU µs per reading of the service and broker processes (robust to a busy machine), hence
  *     the cores 50k readings/s need (the load generator needs some more);
@@ -41,10 +43,12 @@ import { createKafkaClients, ensureTopics, type KafkaClients, type Producer } fr
 import { KafkaClientConfig } from '../common/config/fragments.ts';
 import { silentLogger } from '../common/logger.ts';
 import type { Reading } from '../common/messages.ts';
+import { ReadingBatch, SeriesInterner } from '../common/reading-batch.ts';
 import { TOPICS } from '../common/topics.ts';
 import { createDetector, DetectorConfig } from '../services/anomaly/detector/index.ts';
 import { spawnService, type ChildService } from '../services/anomaly/test-support/kafka-helpers.ts';
 import { FakeDetector } from '../services/anomaly/test-support/fake-detector.ts';
+import type { ScoringDetector } from '../services/anomaly/detector-port.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -82,7 +86,16 @@ if (args.role === 'broker') {
 
 const SENSORS = Number(args.sensors);
 const BASELINE_BATCH = Number(args['baseline-batch']);
-const WARM_ROUNDS = DetectorConfig.parse({}).window + 1; // every stream past its first full window
+const DETECTOR_DEFAULTS = DetectorConfig.parse({});
+/**
+ * Accepted readings until the shared model is mature (`model.matureSteps` Adam steps, one per
+ * trainEvery/trainSteps readings); from then on it trains 8× less often. "Sustained" means the
+ * steady state of a running plant (a restarted service restores its checkpoint, model included), so
+ * every measurement starts after this many readings; the young model's extra cost is reported apart.
+ */
+const MATURE_READINGS = DETECTOR_DEFAULTS.model.matureSteps * Math.max(1, Math.round(DETECTOR_DEFAULTS.model.trainEvery / DETECTOR_DEFAULTS.model.trainSteps));
+/** Warm-up rounds: every stream past its first full window, and the model mature. */
+const warmRounds = (streams: number) => Math.max(DETECTOR_DEFAULTS.window + 1, Math.ceil((1.05 * MATURE_READINGS) / streams));
 const T0 = Date.now() - 30 * 24 * 3600_000;
 
 function roundOf(machines: number, round: number, ts: number): Reading[][] {
@@ -98,16 +111,42 @@ function roundOf(machines: number, round: number, ts: number): Reading[][] {
   return out;
 }
 
+/**
+ * A live record as text, built directly (the same JSON as `JSON.stringify` of the readings): the
+ * generator shares the two cores with the service, so it should cost as little as an edge bridge.
+ * Values follow `roundOf` (machine index 0's noise pattern, as the live phases always used).
+ */
+function liveRecordJson(machine: number, round: number, ts: number): string {
+  let out = '[';
+  for (let s = 0; s < SENSORS; s++) {
+    const noise = ((s * 104729 + round * 31) % 1000) / 1000;
+    const value = 50 + 10 * Math.sin(round / 9 + s) + noise;
+    out += `${s === 0 ? '' : ','}{"site":"bench","line":"l1","machine":"m${machine}","sensor":"s${s}","ts":${ts},"value":${value},"receivedAt":${ts}}`;
+  }
+  return out + ']';
+}
+
 function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
-async function baseline(streams: number, kind: DetectorKind): Promise<{ rate: number; p99CallMs: number; bytesPerStream: number; cpuUsPerReading: number }> {
-  const det = kind === 'real' ? await createDetector(DetectorConfig.parse({})) : new FakeDetector();
+interface Baseline {
+  rate: number;
+  p99CallMs: number;
+  bytesPerStream: number;
+  cpuUsPerReading: number;
+  /** CPU µs per reading while the model was young (NaN when every stream count's warm-up is too short to tell). */
+  youngCpuUsPerReading: number;
+}
+
+async function baseline(streams: number, kind: DetectorKind): Promise<Baseline> {
+  const det: ScoringDetector = kind === 'real' ? await createDetector(DetectorConfig.parse({})) : new FakeDetector();
+  const interner = new SeriesInterner();
   const machines = streams / SENSORS;
   // Batches of BASELINE_BATCH readings cut from consecutive rounds: about the size the service's
-  // adaptive limit (batch.targetBatchMs) gives under load, so per-call costs are shared alike.
+  // adaptive limit (batch.targetBatchMs) gives under load, so per-call costs are shared alike. The
+  // column path (scoreColumns) when the detector has it, as the service calls it.
   let pending: Reading[] = [];
   const times: number[] = [];
   let n = 0;
@@ -116,25 +155,39 @@ async function baseline(streams: number, kind: DetectorKind): Promise<{ rate: nu
     while (pending.length >= BASELINE_BATCH) {
       const batch = pending.slice(0, BASELINE_BATCH);
       pending = pending.slice(BASELINE_BATCH);
+      const columns = det.scoreColumns ? ReadingBatch.fromReadings(batch, interner) : null;
       const t = performance.now();
-      await det.scoreBatch(batch);
+      if (columns) await det.scoreColumns!(columns);
+      else await det.scoreBatch(batch);
       if (measure) {
         times.push(performance.now() - t);
         n += batch.length;
       }
     }
   };
-  for (let r = 0; r < WARM_ROUNDS; r++) await score(r, false);
+  const warm = warmRounds(streams);
+  const fullWindow = DETECTOR_DEFAULTS.window + 1;
+  for (let r = 0; r < fullWindow; r++) await score(r, false);
+  // Young model: the warm-up rounds after the first full windows, while the model trains at its young rate.
+  let youngCpuUsPerReading = Number.NaN;
+  const youngRounds = Math.min(warm, Math.floor((0.9 * MATURE_READINGS) / streams)) - fullWindow;
+  if (youngRounds >= 3) {
+    const y0 = process.cpuUsage();
+    for (let r = fullWindow; r < fullWindow + youngRounds; r++) await score(r, false);
+    const y = process.cpuUsage(y0);
+    youngCpuUsPerReading = (y.user + y.system) / (youngRounds * streams);
+  }
+  for (let r = fullWindow + Math.max(0, youngRounds); r < warm; r++) await score(r, false);
   const started = performance.now();
   const cpu0 = process.cpuUsage();
-  for (let r = WARM_ROUNDS; n < Math.max(200_000, 3 * streams); r++) await score(r, true);
+  for (let r = warm; n < Math.max(200_000, 3 * streams); r++) await score(r, true);
   const cpu = process.cpuUsage(cpu0);
   const rate = n / ((performance.now() - started) / 1000);
   const bytesPerStream = det.stateBytes() / det.streamCount();
   det.dispose();
   // Includes building the readings (small next to scoring them).
   const cpuUsPerReading = (cpu.user + cpu.system) / n;
-  return { rate, p99CallMs: quantile(times.sort((a, b) => a - b), 0.99), bytesPerStream, cpuUsPerReading };
+  return { rate, p99CallMs: quantile(times.sort((a, b) => a - b), 0.99), bytesPerStream, cpuUsPerReading, youngCpuUsPerReading };
 }
 
 async function startBrokerProcess(dataDir: string): Promise<{ proc: ChildProcess; brokers: string[] }> {
@@ -234,6 +287,8 @@ interface LiveResult {
   p99HistMs: number;
   p50E2eMs: number;
   p99E2eMs: number;
+  /** CPU µs per reading of this bench process during the phase: the load generator and the sampled consumer. */
+  generatorCpuUsPerReading: number;
 }
 
 type DetectorKind = 'real' | 'fake';
@@ -243,6 +298,7 @@ interface Row {
   streams: number;
   baseRate: number;
   baseCpuUsPerReading: number;
+  baseYoungCpuUsPerReading: number;
   baseP99CallMs: number;
   kafkaRate: number;
   /** CPU microseconds per reading during the drain, per process. */
@@ -277,9 +333,10 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
     const producer = kafka.producer();
     await producer.connect();
     const drainRounds = Math.max(Number(args['drain-rounds']), Math.ceil(300_000 / (machines * SENSORS)));
-    console.error(`[${streams} streams] writing ${WARM_ROUNDS} warm-up + ${drainRounds} measured rounds to Kafka…`);
-    const warm = await produceRounds(producer, machines, 0, WARM_ROUNDS);
-    const measured = await produceRounds(producer, machines, WARM_ROUNDS, drainRounds);
+    const warmUp = warmRounds(machines * SENSORS);
+    console.error(`[${streams} streams] writing ${warmUp} warm-up + ${drainRounds} measured rounds to Kafka…`);
+    const warm = await produceRounds(producer, machines, 0, warmUp);
+    const measured = await produceRounds(producer, machines, warmUp, drainRounds);
 
     svc = await spawnService({
       brokers: broker.brokers,
@@ -307,18 +364,20 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
     await scoresConsumer.connect();
     await scoresConsumer.subscribe({ topics: [TOPICS.scores], fromBeginning: false });
     let liveFrom = Infinity;
-    let sample = 0;
     await scoresConsumer.run({
-      eachMessage: async ({ message }) => {
-        // Sampled: decoding every score here would compete with the service for the CPU.
-        if (sample++ % 10 !== 0) return;
+      eachMessage: async ({ partition, message }) => {
+        if (partition !== 0) return;
         const now = Date.now();
         const scores = JSON.parse(message.value!.toString()) as { kind: string; ts: number }[];
         for (const s of scores) if (s.kind === 'sensor' && s.ts >= liveFrom) e2e.push(now - s.ts);
       },
     });
+    // Sampled by partition: fetching and decoding every score record here would compete with the
+    // service for the CPU (it cost the bench process ~8 µs per reading); partition 0 carries a sixth
+    // of the machines, thousands of scores per second.
+    scoresConsumer.pause([{ topic: TOPICS.scores, partitions: [1, 2, 3, 4, 5] }]);
     await new Promise((r) => setTimeout(r, 2000)); // consumer joined, and positioned at the end
-    let round = WARM_ROUNDS + drainRounds;
+    let round = warmUp + drainRounds;
     let nextMachine = 0;
     const live: LiveResult[] = [];
     for (const offered of loads) {
@@ -331,6 +390,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
       let produced = 0;
       const started = Date.now();
       const sends: Promise<unknown>[] = [];
+      const genCpu0 = process.cpuUsage();
       for (let tick = 0; Date.now() - started < seconds * 1000; tick++) {
         const ts = Date.now();
         const messages = [];
@@ -340,8 +400,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
             nextMachine = 0;
             round++;
           }
-          const rec = roundOf(1, round, ts)[0].map((r) => ({ ...r, machine: `m${m}` }));
-          messages.push({ key: `bench/l1/m${m}`, value: JSON.stringify(rec) });
+          messages.push({ key: `bench/l1/m${m}`, value: liveRecordJson(m, round, ts) });
         }
         sends.push(producer.send({ topic: TOPICS.readings, acks: -1, messages }));
         produced += messages.length * SENSORS;
@@ -349,6 +408,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       }
       await Promise.all(sends);
+      const genCpu = process.cpuUsage(genCpu0);
       const generated = produced / ((Date.now() - started) / 1000);
       await waitScored(svc.opsUrl, before.scored + produced, 300_000);
       const after = await scrape(svc.opsUrl);
@@ -359,6 +419,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
         p99HistMs: histogramP99(before.latencyBuckets, after.latencyBuckets),
         p50E2eMs: quantile(e2e, 0.5),
         p99E2eMs: quantile(e2e, 0.99),
+        generatorCpuUsPerReading: (genCpu.user + genCpu.system) / produced,
       });
     }
     await scoresConsumer.disconnect();
@@ -378,6 +439,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
       streams: machines * SENSORS,
       baseRate: base.rate,
       baseCpuUsPerReading: base.cpuUsPerReading,
+      baseYoungCpuUsPerReading: base.youngCpuUsPerReading,
       baseP99CallMs: base.p99CallMs,
       kafkaRate,
       cpuUsPerReading,
@@ -405,27 +467,27 @@ for (const s of args.streams.split(',').map(Number)) {
 const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : String(n));
 console.log('\nAnomaly service benchmark (2 shared cores: broker, service and load generator are separate processes)\n');
 console.log('Throughput and memory');
-console.log(`| detector | streams | load avg (start → end) | raw detector readings/s (baseline) | through Kafka readings/s (drain) | ratio | CPU µs/reading: raw detector → service + broker (drain) | cores for 50k/s (service + broker) | raw scoreBatch(${BASELINE_BATCH}) p99 ms | state bytes/stream | service RSS MB | RSS KB/stream | checkpoint s (scoring paused ms) / MB |`);
+console.log(`| detector | streams | load avg (start → end) | raw detector readings/s (baseline) | through Kafka readings/s (drain) | ratio | CPU µs/reading: raw detector (young model) → service + broker (drain) | cores for 50k/s (service + broker) | raw scoreBatch(${BASELINE_BATCH}) p99 ms | state bytes/stream | service RSS MB | RSS KB/stream | checkpoint s (scoring paused ms) / MB |`);
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
   console.log(
-    `| ${r.detector} | ${f(r.streams)} | ${f(r.load[0], 1)} → ${f(r.load[1], 1)} | ${f(r.baseRate)} | ${f(r.kafkaRate)} | ${f(r.kafkaRate / r.baseRate, 2)} | ${f(r.baseCpuUsPerReading, 1)} → ${f(r.cpuUsPerReading.service, 1)} + ${f(r.cpuUsPerReading.broker, 1)} | ${f((50_000 * (r.cpuUsPerReading.service + r.cpuUsPerReading.broker)) / 1e6, 2)} | ${f(r.baseP99CallMs, 1)} | ${f(r.bytesPerStream)} | ${f(r.rssMb)} | ${f((r.rssMb * 1024) / r.streams, 1)} | ${f(r.checkpointS, 1)} (${f(r.checkpointPauseMs)}) / ${f(r.checkpointMb, 1)} |`,
+    `| ${r.detector} | ${f(r.streams)} | ${f(r.load[0], 1)} → ${f(r.load[1], 1)} | ${f(r.baseRate)} | ${f(r.kafkaRate)} | ${f(r.kafkaRate / r.baseRate, 2)} | ${f(r.baseCpuUsPerReading, 1)}${Number.isNaN(r.baseYoungCpuUsPerReading) ? '' : ` (${f(r.baseYoungCpuUsPerReading, 1)})`} → ${f(r.cpuUsPerReading.service, 1)} + ${f(r.cpuUsPerReading.broker, 1)} | ${f((50_000 * (r.cpuUsPerReading.service + r.cpuUsPerReading.broker)) / 1e6, 2)} | ${f(r.baseP99CallMs, 1)} | ${f(r.bytesPerStream)} | ${f(r.rssMb)} | ${f((r.rssMb * 1024) / r.streams, 1)} | ${f(r.checkpointS, 1)} (${f(r.checkpointPauseMs)}) / ${f(r.checkpointMb, 1)} |`,
   );
 }
 console.log(`\nLive latency (arrival in Kafka → scores acknowledged), beside the raw scoreBatch(${BASELINE_BATCH}) p99 baseline`);
-console.log('| detector | streams | offered readings/s | generated/s | p99 ms (service histogram, ≤ bucket edge) | p50 / p99 ms end to end (sampled consumer) | raw scoreBatch p99 ms |');
-console.log('|---|---:|---:|---:|---:|---:|---:|');
+console.log('| detector | streams | offered readings/s | generated/s | generator CPU µs/reading | p99 ms (service histogram, ≤ bucket edge) | p50 / p99 ms end to end (sampled consumer) | raw scoreBatch p99 ms |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
   for (const l of r.live) {
-    console.log(`| ${r.detector} | ${f(r.streams)} | ${f(l.offered)} | ${f(l.generated)} | ${f(l.p99HistMs)} | ${f(l.p50E2eMs)} / ${f(l.p99E2eMs)} | ${f(r.baseP99CallMs, 1)} |`);
+    console.log(`| ${r.detector} | ${f(r.streams)} | ${f(l.offered)} | ${f(l.generated)} | ${f(l.generatorCpuUsPerReading, 1)} | ${f(l.p99HistMs)} | ${f(l.p50E2eMs)} / ${f(l.p99E2eMs)} | ${f(r.baseP99CallMs, 1)} |`);
   }
 }
 console.log('\ncsv');
-console.log('detector,streams,load_start,load_end,baseline_readings_per_s,kafka_readings_per_s,ratio,baseline_cpu_us_per_reading,service_cpu_us_per_reading,broker_cpu_us_per_reading,baseline_call_p99_ms,state_bytes_per_stream,rss_mb,checkpoint_s,checkpoint_pause_ms,checkpoint_mb,offered_per_s,generated_per_s,p99_hist_ms,p50_e2e_ms,p99_e2e_ms');
+console.log('detector,streams,load_start,load_end,baseline_readings_per_s,kafka_readings_per_s,ratio,baseline_cpu_us_per_reading,baseline_young_cpu_us_per_reading,service_cpu_us_per_reading,broker_cpu_us_per_reading,baseline_call_p99_ms,state_bytes_per_stream,rss_mb,checkpoint_s,checkpoint_pause_ms,checkpoint_mb,offered_per_s,generated_per_s,generator_cpu_us_per_reading,p99_hist_ms,p50_e2e_ms,p99_e2e_ms');
 for (const r of rows) {
   for (const l of r.live) {
     console.log(
-      [r.detector, r.streams, r.load[0], r.load[1], r.baseRate, r.kafkaRate, r.kafkaRate / r.baseRate, r.baseCpuUsPerReading, r.cpuUsPerReading.service, r.cpuUsPerReading.broker, r.baseP99CallMs, r.bytesPerStream, r.rssMb, r.checkpointS, r.checkpointPauseMs, r.checkpointMb, l.offered, l.generated, l.p99HistMs, l.p50E2eMs, l.p99E2eMs]
+      [r.detector, r.streams, r.load[0], r.load[1], r.baseRate, r.kafkaRate, r.kafkaRate / r.baseRate, r.baseCpuUsPerReading, r.baseYoungCpuUsPerReading, r.cpuUsPerReading.service, r.cpuUsPerReading.broker, r.baseP99CallMs, r.bytesPerStream, r.rssMb, r.checkpointS, r.checkpointPauseMs, r.checkpointMb, l.offered, l.generated, l.generatorCpuUsPerReading, l.p99HistMs, l.p50E2eMs, l.p99E2eMs]
         .map((x) => (typeof x === 'number' && Number.isFinite(x) ? Number(x.toFixed(3)) : x))
         .join(','),
     );
