@@ -30,6 +30,8 @@
  * Options: --streams 1000,10000,100000 --detectors real,fake --sensors 10 --rate 50000 --seconds 15
  *          --drain-rounds 10 --baseline-batch 2048 --service-config JSON --service-node-args a,b
  *          --compression none|gzip --profile DIR (CPU profile of the service process)
+ *          --instances N (N service processes in one consumer group: the service's scale-out; each
+ *          instance's model matures on its share, so the warm-up grows with N)
  * The machine is shared and noisy: compare the ratios and CPU µs per reading, not absolute rates.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -68,6 +70,8 @@ const { values: args } = parseArgs({
     'service-config': { type: 'string', default: '{}' },
     /** Compression of the service's score records: none or gzip. */
     compression: { type: 'string', default: 'none' },
+    /** Service instances in the consumer group (each its own process, like a scaled-out deployment). */
+    instances: { type: 'string', default: '1' },
     /** Write a CPU profile of the service process into this folder. */
     profile: { type: 'string', default: '' },
     /** Readings per raw scoreBatch call in the baseline (about what the service's 20 ms batch target gives). */
@@ -85,6 +89,7 @@ if (args.role === 'broker') {
 }
 
 const SENSORS = Number(args.sensors);
+const INSTANCES = Math.max(1, Number(args.instances));
 const BASELINE_BATCH = Number(args['baseline-batch']);
 const DETECTOR_DEFAULTS = DetectorConfig.parse({});
 /**
@@ -95,7 +100,7 @@ const DETECTOR_DEFAULTS = DetectorConfig.parse({});
  */
 const MATURE_READINGS = DETECTOR_DEFAULTS.model.matureSteps * Math.max(1, Math.round(DETECTOR_DEFAULTS.model.trainEvery / DETECTOR_DEFAULTS.model.trainSteps));
 /** Warm-up rounds: every stream past its first full window, and the model mature. */
-const warmRounds = (streams: number) => Math.max(DETECTOR_DEFAULTS.window + 1, Math.ceil((1.05 * MATURE_READINGS) / streams));
+const warmRounds = (streams: number, instances = 1) => Math.max(DETECTOR_DEFAULTS.window + 1, Math.ceil((1.05 * MATURE_READINGS * instances) / streams));
 const T0 = Date.now() - 30 * 24 * 3600_000;
 
 function roundOf(machines: number, round: number, ts: number): Reading[][] {
@@ -225,6 +230,20 @@ interface Scraped {
   latencyBuckets: Map<number, number>;
 }
 
+/** The instances' metrics added up (histogram buckets too: they share their edges). */
+async function scrapeAll(opsUrls: string[]): Promise<Scraped> {
+  const all = await Promise.all(opsUrls.map(scrape));
+  const sum: Scraped = { scored: 0, streams: 0, stateBytes: 0, capturePauseS: 0, latencyBuckets: new Map() };
+  for (const s of all) {
+    sum.scored += s.scored;
+    sum.streams += s.streams;
+    sum.stateBytes += s.stateBytes;
+    sum.capturePauseS += s.capturePauseS;
+    for (const [edge, count] of s.latencyBuckets) sum.latencyBuckets.set(edge, (sum.latencyBuckets.get(edge) ?? 0) + count);
+  }
+  return sum;
+}
+
 async function scrape(opsUrl: string): Promise<Scraped> {
   const text = await (await fetch(`${opsUrl}/metrics`)).text();
   const num = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
@@ -262,10 +281,10 @@ function rssMb(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-async function waitScored(opsUrl: string, target: number, timeoutMs: number): Promise<number> {
+async function waitScored(opsUrls: string[], target: number, timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const s = await scrape(opsUrl);
+    const s = await scrapeAll(opsUrls);
     if (s.scored >= target) return performance.now();
     if (Date.now() > deadline) throw new Error(`service scored ${s.scored} of ${target} within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 250));
@@ -323,7 +342,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
   const root = await mkdtemp(join(tmpdir(), 'pw-bench-anomaly-'));
   const broker = await startBrokerProcess(join(root, 'kafka'));
   const kafka: KafkaClients = createKafkaClients({ ...KafkaClientConfig.parse({}), clientId: 'bench', brokers: broker.brokers }, silentLogger());
-  let svc: ChildService | undefined;
+  const svcs: ChildService[] = [];
   try {
     await ensureTopics(kafka, [
       { topic: TOPICS.readings, numPartitions: 6 },
@@ -333,23 +352,30 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
     const producer = kafka.producer();
     await producer.connect();
     const drainRounds = Math.max(Number(args['drain-rounds']), Math.ceil(300_000 / (machines * SENSORS)));
-    const warmUp = warmRounds(machines * SENSORS);
+    // Each instance's model matures on its own share of the readings.
+    const warmUp = warmRounds(machines * SENSORS, INSTANCES);
     console.error(`[${streams} streams] writing ${warmUp} warm-up + ${drainRounds} measured rounds to Kafka…`);
     const warm = await produceRounds(producer, machines, 0, warmUp);
     const measured = await produceRounds(producer, machines, warmUp, drainRounds);
 
-    svc = await spawnService({
-      brokers: broker.brokers,
-      dataDir: join(root, 'service'),
-      detector: kind,
-      config: { model: { checkpointIntervalMs: 0 }, compression: args.compression, ...(JSON.parse(args['service-config']) as Record<string, unknown>) },
-    }, 120_000, [...(args['service-node-args'] ? args['service-node-args'].split(',') : []), ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [])]);
-    const pid = svc.proc.pid!;
-    console.error(`[${streams} streams] draining…`);
-    const warmDone = await waitScored(svc.opsUrl, warm, 600_000);
-    const cpu0 = { service: cpuSeconds(pid), broker: cpuSeconds(broker.proc.pid!) };
-    const drainDone = await waitScored(svc.opsUrl, warm + measured, 600_000);
-    const cpu1 = { service: cpuSeconds(pid), broker: cpuSeconds(broker.proc.pid!) };
+    for (let i = 0; i < INSTANCES; i++) {
+      svcs.push(
+        await spawnService({
+          brokers: broker.brokers,
+          dataDir: join(root, `service-${i}`),
+          detector: kind,
+          config: { model: { checkpointIntervalMs: 0 }, compression: args.compression, ...(JSON.parse(args['service-config']) as Record<string, unknown>) },
+        }, 120_000, [...(args['service-node-args'] ? args['service-node-args'].split(',') : []), ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [])]),
+      );
+    }
+    const urls = svcs.map((v) => v.opsUrl);
+    const pids = svcs.map((v) => v.proc.pid!);
+    const serviceCpu = () => pids.reduce((t, p) => t + cpuSeconds(p), 0);
+    console.error(`[${streams} streams] draining${INSTANCES > 1 ? ` (${INSTANCES} instances)` : ''}…`);
+    const warmDone = await waitScored(urls, warm, 600_000);
+    const cpu0 = { service: serviceCpu(), broker: cpuSeconds(broker.proc.pid!) };
+    const drainDone = await waitScored(urls, warm + measured, 600_000);
+    const cpu1 = { service: serviceCpu(), broker: cpuSeconds(broker.proc.pid!) };
     const kafkaRate = measured / ((drainDone - warmDone) / 1000);
     const cpuUsPerReading = {
       service: ((cpu1.service - cpu0.service) * 1e6) / measured,
@@ -381,7 +407,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
     let nextMachine = 0;
     const live: LiveResult[] = [];
     for (const offered of loads) {
-      const before = await scrape(svc.opsUrl);
+      const before = await scrapeAll(urls);
       e2e = [];
       liveFrom = Date.now();
       console.error(`[${streams} streams] live: offering ${offered} readings/s for ${seconds} s…`);
@@ -410,8 +436,8 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
       await Promise.all(sends);
       const genCpu = process.cpuUsage(genCpu0);
       const generated = produced / ((Date.now() - started) / 1000);
-      await waitScored(svc.opsUrl, before.scored + produced, 300_000);
-      const after = await scrape(svc.opsUrl);
+      await waitScored(urls, before.scored + produced, 300_000);
+      const after = await scrapeAll(urls);
       e2e.sort((a, b) => a - b);
       live.push({
         offered,
@@ -423,16 +449,21 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
       });
     }
     await scoresConsumer.disconnect();
-    const final = await scrape(svc.opsUrl);
-    const rss = rssMb(pid);
+    const final = await scrapeAll(urls);
+    const rss = pids.reduce((t, p) => t + rssMb(p), 0);
 
     console.error(`[${streams} streams] checkpoint…`);
     const ck0 = performance.now();
-    const res = await fetch(`${svc.opsUrl}/checkpoint`, { method: 'POST' });
-    if (!res.ok) throw new Error(`checkpoint failed: ${await res.text()}`);
+    await Promise.all(
+      urls.map(async (u) => {
+        const res = await fetch(`${u}/checkpoint`, { method: 'POST' });
+        if (!res.ok) throw new Error(`checkpoint failed: ${await res.text()}`);
+      }),
+    );
     const checkpointS = (performance.now() - ck0) / 1000;
-    const checkpointPauseMs = ((await scrape(svc.opsUrl)).capturePauseS - final.capturePauseS) * 1000;
-    const checkpointMb = (await dirBytes(join(root, 'service', 'anomaly', 'models'))) / 1e6;
+    const checkpointPauseMs = ((await scrapeAll(urls)).capturePauseS - final.capturePauseS) * 1000;
+    let checkpointMb = 0;
+    for (let i = 0; i < INSTANCES; i++) checkpointMb += (await dirBytes(join(root, `service-${i}`, 'anomaly', 'models'))) / 1e6;
     await producer.disconnect();
     return {
       detector: kind,
@@ -453,7 +484,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
     };
   } finally {
     // SIGTERM when profiling: the profile is written on a clean exit.
-    await svc?.kill(args.profile ? 'SIGTERM' : 'SIGKILL');
+    await Promise.all(svcs.map((v) => v.kill(args.profile ? 'SIGTERM' : 'SIGKILL')));
     broker.proc.kill('SIGKILL');
     await rm(root, { recursive: true, force: true });
   }
@@ -465,7 +496,7 @@ for (const s of args.streams.split(',').map(Number)) {
 }
 
 const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : String(n));
-console.log('\nAnomaly service benchmark (2 shared cores: broker, service and load generator are separate processes)\n');
+console.log(`\nAnomaly service benchmark (2 shared cores: broker, ${INSTANCES === 1 ? 'service' : `${INSTANCES} service instances in one consumer group`} and load generator are separate processes)\n`);
 console.log('Throughput and memory');
 console.log(`| detector | streams | load avg (start → end) | raw detector readings/s (baseline) | through Kafka readings/s (drain) | ratio | CPU µs/reading: raw detector (young model) → service + broker (drain) | cores for 50k/s (service + broker) | raw scoreBatch(${BASELINE_BATCH}) p99 ms | state bytes/stream | service RSS MB | RSS KB/stream | checkpoint s (scoring paused ms) / MB |`);
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -483,11 +514,11 @@ for (const r of rows) {
   }
 }
 console.log('\ncsv');
-console.log('detector,streams,load_start,load_end,baseline_readings_per_s,kafka_readings_per_s,ratio,baseline_cpu_us_per_reading,baseline_young_cpu_us_per_reading,service_cpu_us_per_reading,broker_cpu_us_per_reading,baseline_call_p99_ms,state_bytes_per_stream,rss_mb,checkpoint_s,checkpoint_pause_ms,checkpoint_mb,offered_per_s,generated_per_s,generator_cpu_us_per_reading,p99_hist_ms,p50_e2e_ms,p99_e2e_ms');
+console.log('instances,detector,streams,load_start,load_end,baseline_readings_per_s,kafka_readings_per_s,ratio,baseline_cpu_us_per_reading,baseline_young_cpu_us_per_reading,service_cpu_us_per_reading,broker_cpu_us_per_reading,baseline_call_p99_ms,state_bytes_per_stream,rss_mb,checkpoint_s,checkpoint_pause_ms,checkpoint_mb,offered_per_s,generated_per_s,generator_cpu_us_per_reading,p99_hist_ms,p50_e2e_ms,p99_e2e_ms');
 for (const r of rows) {
   for (const l of r.live) {
     console.log(
-      [r.detector, r.streams, r.load[0], r.load[1], r.baseRate, r.kafkaRate, r.kafkaRate / r.baseRate, r.baseCpuUsPerReading, r.baseYoungCpuUsPerReading, r.cpuUsPerReading.service, r.cpuUsPerReading.broker, r.baseP99CallMs, r.bytesPerStream, r.rssMb, r.checkpointS, r.checkpointPauseMs, r.checkpointMb, l.offered, l.generated, l.generatorCpuUsPerReading, l.p99HistMs, l.p50E2eMs, l.p99E2eMs]
+      [INSTANCES, r.detector, r.streams, r.load[0], r.load[1], r.baseRate, r.kafkaRate, r.kafkaRate / r.baseRate, r.baseCpuUsPerReading, r.baseYoungCpuUsPerReading, r.cpuUsPerReading.service, r.cpuUsPerReading.broker, r.baseP99CallMs, r.bytesPerStream, r.rssMb, r.checkpointS, r.checkpointPauseMs, r.checkpointMb, l.offered, l.generated, l.generatorCpuUsPerReading, l.p99HistMs, l.p50E2eMs, l.p99E2eMs]
         .map((x) => (typeof x === 'number' && Number.isFinite(x) ? Number(x.toFixed(3)) : x))
         .join(','),
     );
@@ -497,5 +528,5 @@ const goal = rows
   .filter((r) => r.detector === 'real')
   .map((r) => `${f(r.streams)}: ${r.live.some((l) => l.offered >= 50_000 && l.generated >= 47_500 && l.p99HistMs < 100) ? 'met' : 'NOT met'}`)
   .join(', ');
-console.log(`\nGoal ≥50,000 readings/s sustained with p99 < 100 ms: ${goal}`);
+console.log(`\nGoal ≥50,000 readings/s sustained with p99 < 100 ms (${INSTANCES} instance${INSTANCES === 1 ? '' : 's'}): ${goal}`);
 process.exit(0);
