@@ -29,7 +29,7 @@
  *
  * Options: --streams 1000,10000,100000 --detectors real,fake --sensors 10 --rate 50000 --seconds 15
  *          --drain-rounds 10 --baseline-batch 2048 --service-config JSON --service-node-args a,b
- *          --compression none|gzip --profile DIR (CPU profile of the service process)
+ *          --compression none|gzip --profile DIR (CPU profiles of the service, and of the broker in DIR/broker)
  *          --instances N (N service processes in one consumer group: the service's scale-out; each
  *          instance's model matures on its share, so the warm-up grows with N)
  * The machine is shared and noisy: compare the ratios and CPU µs per reading, not absolute rates.
@@ -196,7 +196,9 @@ async function baseline(streams: number, kind: DetectorKind): Promise<Baseline> 
 }
 
 async function startBrokerProcess(dataDir: string): Promise<{ proc: ChildProcess; brokers: string[] }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', new URL(import.meta.url).pathname, '--role', 'broker', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // With --profile the broker is profiled too, into DIR/broker.
+  const prof = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(args.profile, 'broker')}`] : [];
+  const proc = spawn(process.execPath, [...prof, '--import', 'tsx', new URL(import.meta.url).pathname, '--role', 'broker', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).once('line', resolve);
     proc.once('exit', (c) => reject(new Error(`broker exited ${c}`)));
@@ -485,7 +487,8 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
   } finally {
     // SIGTERM when profiling: the profile is written on a clean exit.
     await Promise.all(svcs.map((v) => v.kill(args.profile ? 'SIGTERM' : 'SIGKILL')));
-    broker.proc.kill('SIGKILL');
+    broker.proc.kill(args.profile ? 'SIGTERM' : 'SIGKILL');
+    if (args.profile) await new Promise((r) => broker.proc.once('exit', r));
     await rm(root, { recursive: true, force: true });
   }
 }
@@ -524,9 +527,11 @@ for (const r of rows) {
     );
   }
 }
+// Met: 50k/s offered and generated, the service histogram's p99 within its 100 ms bucket edge, and
+// the exact end-to-end p99 (sampled consumer, which adds the scores' own trip) below 100 ms.
 const goal = rows
   .filter((r) => r.detector === 'real')
-  .map((r) => `${f(r.streams)}: ${r.live.some((l) => l.offered >= 50_000 && l.generated >= 47_500 && l.p99HistMs < 100) ? 'met' : 'NOT met'}`)
+  .map((r) => `${f(r.streams)}: ${r.live.some((l) => l.offered >= 50_000 && l.generated >= 47_500 && l.p99HistMs <= 100 && l.p99E2eMs < 100) ? 'met' : 'NOT met'}`)
   .join(', ');
 console.log(`\nGoal ≥50,000 readings/s sustained with p99 < 100 ms (${INSTANCES} instance${INSTANCES === 1 ? '' : 's'}): ${goal}`);
 process.exit(0);
