@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest';
+import type { MachineScore } from '../../common/messages.ts';
+import { ReadingBatch, SeriesInterner } from '../../common/reading-batch.ts';
+import { SensorScoreColumns, TTL_NONE } from './score-columns.ts';
+import { ScoreEncoder, writeJsonNumber } from './score-encoder.ts';
+import { encodeScores } from './records.ts';
+
+/** A small seeded PRNG (mulberry32), so a failure reproduces. */
+function prng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const EDGE = [
+  0, -0, 1, -1, 0.1, -0.1, 1e21, 1e-7, 1e-6, 9.999999999999999e20, 123456789012345680000, 1e300, -1e-300, 5e-324, Number.MAX_VALUE, Number.MIN_SAFE_INTEGER,
+  Number.MAX_SAFE_INTEGER, 2 ** 53, 2 ** 53 + 2, 2 ** 31, 2 ** 31 - 1, -(2 ** 31), 1e8, 99999999, 100000000, 1699999999999999, 4503599627370495.5, 0.30000000000000004,
+  1 / 3, NaN, Infinity, -Infinity, 2147483647.5, 1e15 + 0.3,
+];
+
+function randomDouble(rnd: () => number): number {
+  const r = rnd();
+  if (r < 0.25) return EDGE[Math.floor(rnd() * EDGE.length)];
+  if (r < 0.45) return Math.round((rnd() - 0.5) * 10 ** Math.floor(rnd() * 17)); // integers of any size up to 2^53
+  if (r < 0.55) return Math.floor(rnd() * 2 ** 53) * 10 ** Math.floor(rnd() * 8); // large integers past 2^53
+  if (r < 0.8) return (rnd() - 0.5) * 10 ** (Math.floor(rnd() * 60) - 30);
+  // Any bit pattern: subnormals, huge exponents, NaN payloads.
+  const dv = new DataView(new ArrayBuffer(8));
+  dv.setUint32(0, Math.floor(rnd() * 2 ** 32));
+  dv.setUint32(4, Math.floor(rnd() * 2 ** 32));
+  return dv.getFloat64(0);
+}
+
+const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-';
+const randomId = (rnd: () => number) => Array.from({ length: 1 + Math.floor(rnd() * (rnd() < 0.1 ? 64 : 8)) }, () => ID_CHARS[Math.floor(rnd() * ID_CHARS.length)]).join('');
+const ODD_STRINGS = ['"', '\\', '\n', '\u0000', '\u001f', 'é', '€', '😀', '\ud800', '</script>', '__proto__', '0', '10', '4294967295', '-1', '01', ' '];
+const randomText = (rnd: () => number) =>
+  Array.from({ length: Math.floor(rnd() * 6) }, () => (rnd() < 0.5 ? ODD_STRINGS[Math.floor(rnd() * ODD_STRINGS.length)] : ID_CHARS[Math.floor(rnd() * ID_CHARS.length)])).join('');
+
+describe('services > anomaly > score encoder', () => {
+  it('writes numbers exactly as JSON.stringify does', () => {
+    const rnd = prng(7);
+    const buf = Buffer.alloc(64);
+    const values = [...EDGE];
+    for (let i = 0; i < 20_000; i++) values.push(randomDouble(rnd));
+    for (const v of values) {
+      const end = writeJsonNumber(buf, 0, v);
+      expect(buf.toString('latin1', 0, end), String(v)).toBe(JSON.stringify(v));
+    }
+  });
+
+  it('gives the bytes of JSON.stringify of the score objects, grouped per machine as encodeScores does', () => {
+    const rnd = prng(42);
+    const encoder = new ScoreEncoder();
+    const interner = new SeriesInterner();
+    for (let round = 0; round < 300; round++) {
+      // Few machines and sensors per round, so records repeat machines and split.
+      const machines = Array.from({ length: 1 + Math.floor(rnd() * 4) }, () => ({ site: randomId(rnd), line: randomId(rnd), machine: randomId(rnd) }));
+      const batch = new ReadingBatch(4);
+      const points = Math.floor(rnd() * 40);
+      for (let i = 0; i < points; i++) {
+        const m = machines[Math.floor(rnd() * machines.length)];
+        const ts = rnd() < 0.2 ? Math.floor(rnd() * 100) : Math.floor(rnd() * 2 ** 53);
+        const value = randomDouble(rnd);
+        batch.pushReading({ ...m, sensor: rnd() < 0.5 ? 's1' : randomId(rnd), ts, value: Number.isFinite(value) ? value : 0, receivedAt: ts }, interner);
+      }
+      const cols = new SensorScoreColumns(1 + Math.floor(rnd() * 4));
+      for (let i = 0; i < points; i++) {
+        if (rnd() < 0.1) continue; // a rejected point has no row
+        const k = cols.add(i);
+        cols.predicted[k] = randomDouble(rnd);
+        cols.lower[k] = randomDouble(rnd);
+        cols.upper[k] = randomDouble(rnd);
+        cols.rawScore[k] = randomDouble(rnd);
+        cols.likelihood[k] = randomDouble(rnd);
+        cols.warmingUp[k] = rnd() < 0.3 ? 1 : 0;
+        if (rnd() < 0.5) {
+          cols.forecastHorizonMs[k] = rnd() < 0.8 ? Math.floor(rnd() * 3_600_000) : randomDouble(rnd);
+          cols.forecastValue[k] = randomDouble(rnd);
+          cols.forecastLower[k] = randomDouble(rnd);
+          cols.forecastUpper[k] = randomDouble(rnd);
+        }
+        const t = rnd();
+        if (t < 0.3) cols.timeToLimitMs[k] = TTL_NONE;
+        else if (t < 0.6) cols.timeToLimitMs[k] = rnd() < 0.5 ? Math.floor(rnd() * 1e9) : Math.abs(randomDouble(rnd));
+      }
+      const machineScores: MachineScore[] = [];
+      for (let i = Math.floor(rnd() * 5); i > 0; i--) {
+        const m = rnd() < 0.8 ? machines[Math.floor(rnd() * machines.length)] : { site: randomId(rnd), line: randomId(rnd), machine: randomId(rnd) };
+        const contributions: Record<string, number> = {};
+        for (let c = Math.floor(rnd() * 5); c > 0; c--) contributions[rnd() < 0.5 ? randomText(rnd) : randomId(rnd)] = randomDouble(rnd);
+        machineScores.push({ kind: 'machine', ...m, ts: Math.floor(rnd() * 2 ** 50), rawScore: randomDouble(rnd), likelihood: rnd(), contributions, modelVersion: randomText(rnd), warmingUp: rnd() < 0.5 });
+      }
+      const version = rnd() < 0.5 ? 'pw-det-6' : randomText(rnd);
+      const max = 1 + Math.floor(rnd() * 12);
+      const headers = rnd() < 0.5 ? { 'plantwatch-model-version': version } : undefined;
+      const expected = encodeScores(cols.toSensorScores(batch, version), machineScores, max, headers);
+      const actual = encoder.encode(cols, batch, machineScores, version, max, headers);
+      expect(actual.map((m) => m.key)).toEqual(expected.map((m) => m.key));
+      expect(actual.map((m) => m.headers)).toEqual(expected.map((m) => m.headers));
+      for (let r = 0; r < expected.length; r++) {
+        const want = Buffer.from(expected[r].value as string, 'utf8');
+        const got = actual[r].value as Buffer;
+        if (!want.equals(got)) expect(got.toString('utf8')).toBe(want.toString('utf8'));
+        expect(got.equals(want)).toBe(true);
+      }
+    }
+  });
+
+  it('the records of one call stay valid after the encoder is used again', () => {
+    const encoder = new ScoreEncoder();
+    const interner = new SeriesInterner();
+    const batch = ReadingBatch.fromReadings([{ site: 's', line: 'l', machine: 'm', sensor: 'a', ts: 5, value: 1.5, receivedAt: 5 }], interner);
+    const cols = new SensorScoreColumns(1);
+    cols.add(0);
+    const first = encoder.encode(cols, batch, [], 'v1', 10);
+    const text = (first[0].value as Buffer).toString();
+    cols.predicted[0] = 99;
+    encoder.encode(cols, batch, [], 'v2', 10);
+    expect((first[0].value as Buffer).toString()).toBe(text);
+    expect(JSON.parse(text)[0]).toMatchObject({ kind: 'sensor', machine: 'm', sensor: 'a', ts: 5, value: 1.5, predicted: 0, modelVersion: 'v1' });
+  });
+});

@@ -1,0 +1,335 @@
+/**
+ * Score records written as bytes straight from the columns (`SensorScoreColumns` + the input
+ * `ReadingBatch`), with no `SensorScore` object and no JSON.stringify per score: at 50k readings/s
+ * JSON.stringify of score objects alone cost ~2.5 µs per reading, and the objects living across the
+ * produce await were promoted and collected by the old-generation GC.
+ *
+ * The bytes are exactly those of `JSON.stringify` of the scores as objects
+ * (`SensorScoreColumns.toSensorScores`), grouped as `encodeScores` (records.ts) groups them: one
+ * record per machine key `site/line/machine`, sensor scores in row order then the machine's machine
+ * scores, split every `maxPerRecord` scores (score-encoder.test.ts compares the two on random
+ * values). What is constant per series — `{"kind":"sensor","site":…,"sensor":…,"ts":` — is encoded
+ * once and kept on the interned `SeriesEntry`; the model-version part once per version.
+ */
+import type { MachineScore } from '../../common/messages.ts';
+import type { ReadingBatch, SeriesEntry } from '../../common/reading-batch.ts';
+import { TTL_NONE, type SensorScoreColumns } from './score-columns.ts';
+
+export interface OutputMessage {
+  key: string;
+  value: string | Buffer;
+  headers?: Record<string, string>;
+}
+
+/** One machine key's records in one `encode` call (reused across calls). */
+class MachineSlot {
+  /** `encode` call that last used the slot; `count`/`first` are valid only for that call. */
+  epoch = 0;
+  /** Sensor rows of this machine in the current call, then their start in `sortedRows`. */
+  rows = 0;
+  start = 0;
+  machines: MachineScore[] = [];
+  constructor(readonly key: string) {}
+}
+
+/** What the encoder keeps per series (on `SeriesEntry.cacheValue`). */
+interface SeriesCache {
+  prefix: Uint8Array;
+  slot: MachineSlot;
+  /** Generation of the slot map the slot came from (the map is reset when it grows too big). */
+  gen: number;
+}
+
+const ascii = (s: string) => Buffer.from(s, 'latin1');
+const K_VALUE = ascii(',"value":');
+const K_PREDICTED = ascii(',"predicted":');
+const K_LOWER = ascii(',"lower":');
+const K_UPPER = ascii(',"upper":');
+const K_RAW = ascii(',"rawScore":');
+const K_LIKELIHOOD = ascii(',"likelihood":');
+const K_TRUE = ascii('true');
+const K_FALSE = ascii('false');
+const K_FORECAST = ascii(',"forecast":{"horizonMs":');
+const K_TTL = ascii(',"timeToLimitMs":');
+const K_NULL = ascii('null');
+/** Upper bound of a row's bytes besides its prefix and version part: 14 numbers of ≤ 25 bytes plus keys. */
+const ROW_BOUND = 14 * 25 + 200;
+/** Slots kept before the map starts afresh (bounded memory under a cardinality flood). */
+const MAX_SLOTS = 1 << 18;
+const DIGITS = new Uint8Array(24);
+
+/** Writes `v` as JSON.stringify writes a number; returns the position after it. */
+export function writeJsonNumber(buf: Uint8Array, p: number, v: number): number {
+  // Integers (the common case for ts, horizons, ttl and many values) digit by digit, no string.
+  if (v === Math.floor(v) && v < 9007199254740992 && v > -9007199254740992) {
+    if (v < 0) {
+      buf[p++] = 0x2d;
+      v = -v;
+    }
+    // (-0 was caught by the sign test failing: -0 < 0 is false, so it prints as 0.)
+    if (v < 2147483648) return writeUint31(buf, p, v | 0);
+    let hi = Math.floor(v / 1e8);
+    let lo = v - hi * 1e8;
+    // v / 1e8 may round across an integer next to a multiple of 1e8.
+    if (lo < 0) {
+      hi--;
+      lo += 1e8;
+    } else if (lo >= 1e8) {
+      hi++;
+      lo -= 1e8;
+    }
+    p = writeUint31(buf, p, hi);
+    lo |= 0;
+    for (let i = 7; i >= 0; i--) {
+      buf[p + i] = 0x30 + (lo % 10);
+      lo = (lo / 10) | 0;
+    }
+    return p + 8;
+  }
+  if (v !== v || v === Infinity || v === -Infinity) {
+    buf[p] = 0x6e; // null
+    buf[p + 1] = 0x75;
+    buf[p + 2] = 0x6c;
+    buf[p + 3] = 0x6c;
+    return p + 4;
+  }
+  // The shortest round-trip digits are V8's (Number#toString is what JSON.stringify uses).
+  const s = '' + v;
+  for (let i = 0; i < s.length; i++) buf[p + i] = s.charCodeAt(i);
+  return p + s.length;
+}
+
+function writeUint31(buf: Uint8Array, p: number, v: number): number {
+  if (v < 10) {
+    buf[p] = 0x30 + v;
+    return p + 1;
+  }
+  let n = 0;
+  while (v > 0) {
+    DIGITS[n++] = 0x30 + (v % 10);
+    v = (v / 10) | 0;
+  }
+  for (let i = 0; i < n; i++) buf[p + i] = DIGITS[n - 1 - i];
+  return p + n;
+}
+
+function put(buf: Uint8Array, p: number, bytes: Uint8Array): number {
+  for (let i = 0; i < bytes.length; i++) buf[p + i] = bytes[i];
+  return p + bytes.length;
+}
+
+/**
+ * Encodes score records from columns. One per pipeline: it owns the per-series cache on the
+ * pipeline's interned series and a scratch buffer reused between calls.
+ */
+export class ScoreEncoder {
+  private scratch = Buffer.allocUnsafeSlow(1 << 16);
+  private slots = new Map<string, MachineSlot>();
+  private gen = 0;
+  private epoch = 0;
+  private order: MachineSlot[] = [];
+  private sortedRows = new Int32Array(1024);
+  private rowSlot: MachineSlot[] = [];
+  private versionPart: { version: string; bytes: Uint8Array } = { version: '', bytes: new Uint8Array(0) };
+
+  private slotFor(key: string): MachineSlot {
+    let slot = this.slots.get(key);
+    if (slot === undefined) {
+      if (this.slots.size >= MAX_SLOTS) {
+        this.slots = new Map();
+        this.gen++;
+      }
+      this.slots.set(key, (slot = new MachineSlot(key)));
+    }
+    return slot;
+  }
+
+  private seriesCache(s: SeriesEntry): SeriesCache {
+    if (s.cacheOwner === this) {
+      const c = s.cacheValue as SeriesCache;
+      if (c.gen === this.gen) return c;
+      c.slot = this.slotFor(`${s.site}/${s.line}/${s.machine}`);
+      c.gen = this.gen;
+      return c;
+    }
+    // Identifiers are [A-Za-z0-9_.:-] (validated on the way in): nothing to escape.
+    const c: SeriesCache = {
+      prefix: ascii(`{"kind":"sensor","site":"${s.site}","line":"${s.line}","machine":"${s.machine}","sensor":"${s.sensor}","ts":`),
+      slot: this.slotFor(`${s.site}/${s.line}/${s.machine}`),
+      gen: this.gen,
+    };
+    s.cacheOwner = this;
+    s.cacheValue = c;
+    return c;
+  }
+
+  private versionBytes(version: string): Uint8Array {
+    if (this.versionPart.version !== version) {
+      this.versionPart = { version, bytes: Buffer.from(`,"modelVersion":${JSON.stringify(version)},"warmingUp":`, 'utf8') };
+    }
+    return this.versionPart.bytes;
+  }
+
+  private ensure(p: number, more: number): void {
+    if (p + more <= this.scratch.length) return;
+    let size = this.scratch.length * 2;
+    while (size < p + more) size *= 2;
+    const next = Buffer.allocUnsafeSlow(size);
+    this.scratch.copy(next, 0, 0, p);
+    this.scratch = next;
+  }
+
+  /**
+   * The score records of one scored batch. The returned values share one fresh buffer, so the
+   * columns and the input batch may be reused as soon as this returns.
+   */
+  encode(
+    cols: SensorScoreColumns,
+    input: ReadingBatch,
+    machine: readonly MachineScore[],
+    modelVersion: string,
+    maxPerRecord: number,
+    headers?: Record<string, string>,
+  ): OutputMessage[] {
+    const epoch = ++this.epoch;
+    const order = this.order;
+    order.length = 0;
+    const n = cols.n;
+    const rowSlot = this.rowSlot;
+    if (rowSlot.length < n) rowSlot.length = n;
+    const caches: SeriesCache[] = this.cacheList(n);
+    const points = cols.point;
+    const series = input.series;
+    // Pass 1: each row's machine, machines in order of first appearance.
+    for (let k = 0; k < n; k++) {
+      const c = this.seriesCache(series[points[k]]);
+      caches[k] = c;
+      const slot = c.slot;
+      if (slot.epoch !== epoch) {
+        slot.epoch = epoch;
+        slot.rows = 0;
+        slot.machines.length = 0;
+        order.push(slot);
+      }
+      slot.rows++;
+      rowSlot[k] = slot;
+    }
+    for (const m of machine) {
+      const slot = this.slotFor(`${m.site}/${m.line}/${m.machine}`);
+      if (slot.epoch !== epoch) {
+        slot.epoch = epoch;
+        slot.rows = 0;
+        slot.machines.length = 0;
+        order.push(slot);
+      }
+      slot.machines.push(m);
+    }
+    // Pass 2: rows grouped by machine (a stable counting sort).
+    if (this.sortedRows.length < n) this.sortedRows = new Int32Array(Math.max(n, this.sortedRows.length * 2));
+    const sorted = this.sortedRows;
+    let at = 0;
+    for (const slot of order) {
+      slot.start = at;
+      at += slot.rows;
+      slot.rows = 0;
+    }
+    for (let k = 0; k < n; k++) {
+      const slot = rowSlot[k];
+      sorted[slot.start + slot.rows++] = k;
+    }
+    // Pass 3: the bytes, into the scratch buffer; then one copy into the records' own buffer.
+    const version = this.versionBytes(modelVersion);
+    const ends: number[] = [];
+    let p = 0;
+    for (const slot of order) {
+      const total = slot.rows + slot.machines.length;
+      for (let from = 0; from < total; from += maxPerRecord) {
+        const to = Math.min(total, from + maxPerRecord);
+        this.ensure(p, 1);
+        this.scratch[p++] = 0x5b; // [
+        for (let j = from; j < to; j++) {
+          if (j > from) {
+            this.ensure(p, 1);
+            this.scratch[p++] = 0x2c;
+          }
+          if (j < slot.rows) {
+            const k = sorted[slot.start + j];
+            p = this.sensorScore(p, cols, k, input, caches[k].prefix, version);
+          } else {
+            const json = JSON.stringify(slot.machines[j - slot.rows]);
+            this.ensure(p, json.length * 3);
+            p += this.scratch.write(json, p, 'utf8');
+          }
+        }
+        this.ensure(p, 1);
+        this.scratch[p++] = 0x5d; // ]
+        ends.push(p);
+      }
+    }
+    const out: OutputMessage[] = new Array(ends.length);
+    if (ends.length === 0) return out;
+    const bytes = Buffer.allocUnsafe(p);
+    this.scratch.copy(bytes, 0, 0, p);
+    let r = 0;
+    let start = 0;
+    for (const slot of order) {
+      const total = slot.rows + slot.machines.length;
+      for (let from = 0; from < total; from += maxPerRecord) {
+        const msg: OutputMessage = { key: slot.key, value: bytes.subarray(start, ends[r]) };
+        if (headers) msg.headers = headers;
+        start = ends[r];
+        out[r++] = msg;
+      }
+      slot.machines.length = 0;
+    }
+    for (let k = 0; k < n; k++) rowSlot[k] = undefined as unknown as MachineSlot;
+    return out;
+  }
+
+  private cacheArray: SeriesCache[] = [];
+  private cacheList(n: number): SeriesCache[] {
+    if (this.cacheArray.length < n) this.cacheArray.length = n;
+    return this.cacheArray;
+  }
+
+  private sensorScore(p: number, cols: SensorScoreColumns, k: number, input: ReadingBatch, prefix: Uint8Array, version: Uint8Array): number {
+    this.ensure(p, prefix.length + version.length + ROW_BOUND);
+    const b = this.scratch;
+    const i = cols.point[k];
+    p = put(b, p, prefix);
+    p = writeJsonNumber(b, p, input.ts[i]);
+    p = put(b, p, K_VALUE);
+    p = writeJsonNumber(b, p, input.value[i]);
+    p = put(b, p, K_PREDICTED);
+    p = writeJsonNumber(b, p, cols.predicted[k]);
+    p = put(b, p, K_LOWER);
+    p = writeJsonNumber(b, p, cols.lower[k]);
+    p = put(b, p, K_UPPER);
+    p = writeJsonNumber(b, p, cols.upper[k]);
+    p = put(b, p, K_RAW);
+    p = writeJsonNumber(b, p, cols.rawScore[k]);
+    p = put(b, p, K_LIKELIHOOD);
+    p = writeJsonNumber(b, p, cols.likelihood[k]);
+    p = put(b, p, version);
+    p = put(b, p, cols.warmingUp[k] === 1 ? K_TRUE : K_FALSE);
+    const h = cols.forecastHorizonMs[k];
+    if (h === h) {
+      p = put(b, p, K_FORECAST);
+      p = writeJsonNumber(b, p, h);
+      p = put(b, p, K_VALUE);
+      p = writeJsonNumber(b, p, cols.forecastValue[k]);
+      p = put(b, p, K_LOWER);
+      p = writeJsonNumber(b, p, cols.forecastLower[k]);
+      p = put(b, p, K_UPPER);
+      p = writeJsonNumber(b, p, cols.forecastUpper[k]);
+      b[p++] = 0x7d; // }
+    }
+    const ttl = cols.timeToLimitMs[k];
+    if (ttl === ttl) {
+      p = put(b, p, K_TTL);
+      p = ttl === TTL_NONE ? put(b, p, K_NULL) : writeJsonNumber(b, p, ttl);
+    }
+    b[p++] = 0x7d; // }
+    return p;
+  }
+}
