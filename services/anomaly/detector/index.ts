@@ -12,14 +12,24 @@
  *      from the daily profile, values beyond the all-time range; plus the onset of a stuck sensor;
  *   4. `likelihood` = the strongest of them; a Holt level/trend in event time gives the forecast and
  *      the time until a configured limit is crossed.
+ *
+ * Cost per reading (README › Performance): the core scores a column batch (`scoreColumns`, the
+ * service's path) straight into score columns; `scoreBatch` is a thin wrapper that builds the
+ * columns from Reading objects and the messages from the score columns. A stream's numbers live in
+ * pooled typed-array slots (state-pool.ts) behind one small object, found from the interned series
+ * through a cache on the series entry, so a reading allocates nothing and the heap the garbage
+ * collector marks is a few objects per stream.
  */
 import type { Logger } from '../../../common/logger.ts';
 import type { MachineScore, Reading, SensorScore } from '../../../common/messages.ts';
+import { QUALITIES, ReadingBatch, SeriesInterner, type SeriesEntry } from '../../../common/reading-batch.ts';
+import { SensorScoreColumns, TTL_NONE, type ColumnScoreOutput } from '../score-columns.ts';
 import { initTf } from '../tf.ts';
 import { DetectorConfig } from './config.ts';
 import { Predictor, type PredictorState } from './model.ts';
-import { NoveltyMemory, type NoveltyJson } from './novelty.ts';
-import { Rng, choleskySolve, chiSquareSurprise, normalTail, toArray, twoSidedSurprise } from './stats.ts';
+import { scoreAndLearnAt, type NoveltyJson } from './novelty.ts';
+import { SlotPool } from './state-pool.ts';
+import { Rng, choleskySolveInto, chiSquareSurprise, normalTail, toArray, twoSidedSurprise } from './stats.ts';
 
 export { DetectorConfig };
 
@@ -53,6 +63,12 @@ export interface StreamDetector {
    * (rejected only if hopelessly old / duplicate).
    */
   scoreBatch(readings: Reading[]): Promise<ScoreOutput>;
+  /**
+   * The same scoring on a column batch: one score row per accepted point (input order), rejected
+   * points by index. Exactly the scores `scoreBatch` gives for the same readings; no object per
+   * reading or score.
+   */
+  scoreColumns(input: ReadingBatch): Promise<ColumnScoreOutput>;
   /** Configure limits for time-to-limit prediction: key `${site}/${line}/${machine}/${sensor}` */
   setLimits?(limits: Record<string, { upper?: number; lower?: number }>): void;
   snapshot(): Promise<DetectorSnapshot>;
@@ -108,12 +124,12 @@ interface SensorStateJson {
   runMax: number;
   lastSeen: number;
   novelty: NoveltyJson;
-  nov: Hist;
+  nov: HistJson;
   seasonMean: number[];
   seasonDev: number[];
   seasonN: number[];
   seasonZ: number;
-  season: Hist;
+  season: HistJson;
   recMax: number;
   recBlocks: number[];
   recPos: number;
@@ -126,7 +142,7 @@ interface SensorStateJson {
   strideN: number;
 }
 
-interface Hist {
+interface HistJson {
   histN: number;
   histMean: number;
   histVar: number;
@@ -142,69 +158,86 @@ interface Hist {
 const RECENT_TS = 8;
 /** The record is the maximum over the history window, kept as this many block maxima (bounded state). */
 const REC_BLOCKS = 8;
-
-function newHist(): Hist {
-  return { histN: 0, histMean: 0, histVar: 0, recMax: 0, recBlocks: new Array<number>(REC_BLOCKS).fill(0), recPos: 0, recFill: 0, recLong: 0 };
-}
 /** Surprise is in decimal digits of improbability; beyond this it carries no more information. */
 const MAX_SURPRISE = 300;
 
+/*
+ * Slot layout. A stream's doubles: the scalars below, three score histories (`Hist`: distribution
+ * and record of a score), the recent timestamps, then (offsets depend on the configuration, see
+ * `createDetector`) the value window, the short-term surprises, the pattern ring and the novelty
+ * memory's use stamps. Its float32s: the seasonal profile (mean, deviation, count per bin) and the
+ * novelty prototypes — float32 as they always were.
+ */
+const S_N = 0;
+const S_LAST_TS = 1;
+/** EWMA of the event-time step (ms). */
+const S_DT = 2;
+const S_RING_LEN = 3;
+const S_RING_POS = 4;
+const S_VAL_MEAN = 5;
+const S_VAL_VAR = 6;
+/** EWMA of squared first differences: the stream's typical step, the unit the predictor works in. */
+const S_STEP_VAR = 7;
+const S_MIN = 8;
+const S_MAX = 9;
+/** EWMA of |prediction error|. */
+const S_ERR_ABS = 10;
+const S_SHORT_LEN = 11;
+const S_SHORT_POS = 12;
+const S_SHORT_SUM = 13;
+const S_LEVEL = 14;
+const S_TREND = 15;
+const S_LAST_ALERT = 16;
+const S_PEAK = 17;
+/** Current run of identical values, and the longest recent run (decaying). */
+const S_RUN = 18;
+const S_RUN_MAX = 19;
+const S_LAST_SEEN = 20;
+/** EWMA of the signed seasonal z-score: a sustained departure from the usual daily shape. */
+const S_SEASON_Z = 21;
+const S_PAT_LEN = 22;
+const S_PAT_POS = 23;
+const S_STRIDE_SUM = 24;
+const S_STRIDE_N = 25;
+const S_RECENT_N = 26;
+const S_RECENT_POS = 27;
+const S_NOV_COUNT = 28;
+const S_NOV_CLOCK = 29;
+/** A score history: Welford-like EWMA of the score, and its record as block maxima. */
+const H_N = 0;
+const H_MEAN = 1;
+const H_VAR = 2;
+const H_REC_MAX = 3;
+const H_REC_POS = 4;
+const H_REC_FILL = 5;
+const H_REC_LONG = 6;
+const H_BLOCKS = 7;
+const HIST_SIZE = H_BLOCKS + REC_BLOCKS;
+/** Distribution and record of the short-term mean surprise. */
+const S_HIST = 30;
+/** … of the pattern novelty distance. */
+const S_NOV_HIST = S_HIST + HIST_SIZE;
+/** … of the seasonal departure. */
+const S_SEASON_HIST = S_NOV_HIST + HIST_SIZE;
+/** Ring of the last RECENT_TS accepted/late timestamps (duplicate detection). */
+const S_RECENT = S_SEASON_HIST + HIST_SIZE;
+const S_FIXED = S_RECENT + RECENT_TS;
+
+/**
+ * A stream: its identity and where its numbers are. Every field is a string, a small integer or a
+ * reference, so the object holds no boxed number.
+ */
 class SensorState {
-  n = 0;
-  lastTs = -1;
-  recentTs: number[] = [];
-  /** EWMA of the event-time step (ms). */
-  dt = 0;
-  ring: Float64Array;
-  ringLen = 0;
-  ringPos = 0;
-  valMean = 0;
-  valVar = 0;
-  /** EWMA of squared first differences: the stream's typical step, the unit the predictor works in. */
-  stepVar = 0;
-  min = Infinity;
-  max = -Infinity;
-  /** EWMA of |prediction error|. */
-  errAbs = 0;
-  short: Float64Array;
-  shortLen = 0;
-  shortPos = 0;
-  shortSum = 0;
-  /** Distribution of the short-term mean surprise. */
-  histN = 0;
-  histMean = 0;
-  histVar = 0;
-  level = 0;
-  trend = 0;
-  lastAlert = -1e12;
-  peak = 0;
-  readonly machineKey: string;
-  /** Current run of identical values, and the longest recent run (decaying). */
-  run = 0;
-  runMax = 0;
-  lastSeen = 0;
   /** 1 when scored since it was last placed at the tail of the eviction order: a second chance (not checkpointed). */
   touchSeq = 0;
-  novelty: NoveltyMemory;
-  nov: Hist = newHist();
-  /** Seasonal profile: per phase bin of the period, EWMA of the value and of its absolute deviation. */
-  seasonMean: Float32Array;
-  seasonDev: Float32Array;
-  seasonN: Float32Array;
-  /** EWMA of the signed seasonal z-score: a sustained departure from the usual daily shape. */
-  seasonZ = 0;
-  season: Hist = newHist();
-  recMax = 0;
-  recBlocks: number[] = new Array<number>(REC_BLOCKS).fill(0);
-  recPos = 0;
-  recFill = 0;
-  recLong = 0;
-  /** Ring of stride-averaged values the pattern windows are cut from. */
-  pat: Float64Array;
-  patLen = 0;
-  patPos = 0;
-  strideSum = 0;
-  strideN = 0;
+  /** False once evicted (or the detector restored): caches holding it must look the stream up again. */
+  alive = true;
+  /** Its machine's state and this sensor's slot in it (-2: not looked up yet), while `m.alive`. */
+  m: MachineState | undefined = undefined;
+  mSlot = -2;
+  /** Its configured limit, as of `limitsVersion` (limits are looked up once per change, not per reading). */
+  lim: { upper?: number; lower?: number } | undefined = undefined;
+  limVer = -1;
 
   constructor(
     readonly key: string,
@@ -212,72 +245,15 @@ class SensorState {
     readonly line: string,
     readonly machine: string,
     readonly sensor: string,
-    window: number,
-    shortWindow: number,
-    nov: { dim: number; prototypes: number },
-    seasonBins: number,
-  ) {
-    this.machineKey = `${site}/${line}/${machine}`;
-    // float32: the profile is a coarse expectation, and it is most of a stream's memory
-    this.seasonMean = new Float32Array(seasonBins);
-    this.seasonDev = new Float32Array(seasonBins);
-    this.seasonN = new Float32Array(seasonBins);
-    this.ring = new Float64Array(window);
-    this.short = new Float64Array(shortWindow);
-    this.novelty = new NoveltyMemory(nov.dim, nov.prototypes);
-    this.pat = new Float64Array(nov.dim);
-  }
-
-  lastValue(): number {
-    return this.ring[(this.ringPos - 1 + this.ring.length) % this.ring.length];
-  }
-
-  /** Scale of one step, floored so that a flat-lined stream still has a finite, tiny unit. */
-  stepScale(): number {
-    const range = this.max > this.min ? this.max - this.min : 0;
-    return Math.max(Math.sqrt(this.stepVar), 1e-3 * range, 1e-6 * Math.abs(this.valMean), 1e-9);
-  }
-
-  bytes(): number {
-    // typed arrays + the fixed numeric fields and strings (rough, for memory bounds)
-    return this.ring.byteLength + this.short.byteLength + this.pat.byteLength + this.novelty.bytes() + 3 * this.seasonMean.byteLength + 8 * (REC_BLOCKS + 4) * 3 + 8 * 32 + 8 * RECENT_TS + 2 * this.key.length * 2 + 64;
-  }
-
-  toJson(): SensorStateJson {
-    const { ring, short, pat, novelty, seasonMean, seasonDev, seasonN, machineKey: _mk, touchSeq: _ts, ...rest } = this;
-    return {
-      ...rest,
-      ring: toArray(ring),
-      short: toArray(short),
-      pat: toArray(pat),
-      seasonMean: toArray(seasonMean),
-      seasonDev: toArray(seasonDev),
-      seasonN: toArray(seasonN),
-      season: { ...this.season, recBlocks: [...this.season.recBlocks] },
-      novelty: novelty.toJson(),
-      nov: { ...this.nov, recBlocks: [...this.nov.recBlocks] },
-      recBlocks: [...this.recBlocks],
-      recentTs: [...this.recentTs],
-    } as SensorStateJson;
-  }
-
-  static fromJson(j: SensorStateJson, window: number, shortWindow: number, nov: { dim: number; prototypes: number }, seasonBins: number): SensorState {
-    const s = new SensorState(j.key, j.site, j.line, j.machine, j.sensor, window, shortWindow, nov, seasonBins);
-    const { ring, short, pat, novelty, seasonMean, seasonDev, seasonN, key: _k, site: _s, line: _l, machine: _m, sensor: _se, ...rest } = j;
-    Object.assign(s, rest);
-    s.ring.set(ring);
-    s.short.set(short);
-    s.pat.set(pat);
-    s.seasonMean.set(seasonMean);
-    s.seasonDev.set(seasonDev);
-    s.seasonN.set(seasonN);
-    s.season = { ...j.season, recBlocks: [...j.season.recBlocks] };
-    s.novelty = NoveltyMemory.fromJson(novelty, nov.dim, nov.prototypes);
-    s.nov = { ...j.nov, recBlocks: [...j.nov.recBlocks] };
-    s.recBlocks = [...j.recBlocks];
-    s.recentTs = [...j.recentTs];
-    return s;
-  }
+    readonly machineKey: string,
+    readonly slot: number,
+    /** Its pooled doubles, from `b` on. */
+    readonly d: Float64Array,
+    readonly b: number,
+    /** Its pooled float32s, from `fb` on. */
+    readonly f: Float32Array,
+    readonly fb: number,
+  ) {}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -313,7 +289,12 @@ class MachineState {
   batchSurprise: Float64Array;
   batchLikelihood = 0;
   batchTs = 0;
-  touched = false;
+  /** The call that last touched it (machine scores go out for touched machines only). */
+  touchedCall = -1;
+  /** Place in the machine map's insertion order: touched machines are scored in that order. */
+  seq = 0;
+  /** False once removed from the machine map (evicted, or the detector restored). */
+  alive = true;
 
   constructor(
     readonly key: string,
@@ -389,21 +370,9 @@ interface SnapshotCopy {
 /** Longest stretch a snapshot's completion holds the event loop. */
 const SNAPSHOT_SLICE_MS = 10;
 
-/** Per-reading record carried between the passes of one scoreBatch call. */
-interface Pending {
-  reading: Reading;
-  st: SensorState;
-  /** Late or bad-quality: scored against the current state, no state change. */
-  late: boolean;
-  /** Row in the inference batch, or -1 when the window is not full yet (persistence forecast). */
-  row: number;
-  last: number;
-  scale: number;
-  hasLast: boolean;
-  dtMs: number;
-  /** The stream's reading count including this reading (st.n runs ahead within a batch). */
-  n: number;
-}
+/** Rough heap bytes of a SensorState object, its map entry and a few words of bookkeeping. */
+const STREAM_OBJECT_BYTES = 160;
+const BAD_QUALITY = QUALITIES.indexOf('bad');
 
 /**
  * Likelihood of a z-score of the short-term surprise: the normal CDF up to z = 3, then a polynomial
@@ -447,19 +416,42 @@ export async function createDetector(
   const K = cfg.shortWindow;
   /** Predictor inputs: the window, the seasonal profile's expectation, and the phase of the period. */
   const F = W + 3;
+  const ND = cfg.novelty.dim;
+  const NP = cfg.novelty.prototypes;
+  const SB = cfg.season.bins;
+  // The configuration-dependent part of the slot layout (see S_FIXED).
+  const S_RING = S_FIXED;
+  const S_SHORT = S_RING + W;
+  const S_PAT = S_SHORT + K;
+  const S_NOV_USED = S_PAT + ND;
+  const F64_SIZE = S_NOV_USED + NP;
+  const F_SEASON_MEAN = 0;
+  const F_SEASON_DEV = SB;
+  const F_SEASON_N = 2 * SB;
+  const F_PROTOS = 3 * SB;
+  const F32_SIZE = F_PROTOS + ND * NP;
+  const newPool = () => new SlotPool(F64_SIZE, F32_SIZE, 256);
+  let pool = newPool();
+  /**
+   * Owner token of the state cache on series entries: a new one after restore() or dispose()
+   * invalidates every cached state at once.
+   */
+  let token: object = {};
   const rng = new Rng(cfg.model.seed);
   const model = new Predictor(F, cfg.model.hidden, cfg.model.learningRate, rng);
   const streams = new Map<string, SensorState>();
   const machines = new Map<string, MachineState>();
+  let machineSeq = 0;
   /** Snapshots being completed (copy-on-write; usually none). */
   const copies: SnapshotCopy[] = [];
   function keepStream(st: SensorState): void {
-    for (const c of copies) if (c.streams.delete(st)) c.streamJson.set(st, st.toJson());
+    for (const c of copies) if (c.streams.delete(st)) c.streamJson.set(st, streamJson(st));
   }
   function keepMachine(m: MachineState): void {
     for (const c of copies) if (c.machines.delete(m)) c.machineJson.set(m, m.toJson());
   }
   let limits: Record<string, { upper?: number; lower?: number }> = {};
+  let limitsVersion = 0;
   // Replay reservoir of (window, target) examples over all streams.
   const R = cfg.model.replaySize;
   let replayX = new Float32Array(R * F);
@@ -470,24 +462,104 @@ export async function createDetector(
   let trainings = 0;
   let lastIdleSweep = now();
   const normAlpha = 1 / cfg.normWindow;
-  const patScratch = new Float64Array(cfg.novelty.dim);
+  const patScratch = new Float64Array(ND);
   const histAlpha = 1 / cfg.historyWindow;
   const trace = deps.trace;
   // Runs of identical values are remembered long: count data (0, 0, 0…) has long runs weeks apart.
   const runAlpha = 1 / cfg.longHistoryWindow;
   const ev = new Float64Array(EVIDENCE_KINDS.length);
+  /** The interner of `scoreBatch`'s own column batches (the service brings its own entries). */
+  const interner = new SeriesInterner();
+  /** Slots of streams evicted during a call: freed when it ends (pending readings may still use them). */
+  let inCall = false;
+  const deadSlots: number[] = [];
+  let callNo = 0;
 
-  function touchStream(r: Reading, t: number): SensorState {
-    const key = `${r.site}/${r.line}/${r.machine}/${r.sensor}`;
-    let st = streams.get(key);
-    if (st && copies.length > 0) keepStream(st);
-    if (st) st.touchSeq = 1;
-    else {
-      st = new SensorState(key, r.site, r.line, r.machine, r.sensor, W, K, cfg.novelty, cfg.season.bins);
-      while (streams.size >= cfg.maxStreams) evictOldest();
-      streams.set(key, st);
+  // Per-call scratch, reused: one entry per accepted point (`Pending` of the object era).
+  let cap = 0;
+  let pSt: (SensorState | undefined)[] = [];
+  let pPoint = new Int32Array(0);
+  /** 1: late or bad-quality, scored against the current state with no state change. */
+  let pLate = new Uint8Array(0);
+  /** Row in the inference batch, or -1 when the window is not full yet (persistence forecast). */
+  let pRow = new Int32Array(0);
+  let pLast = new Float64Array(0);
+  let pScale = new Float64Array(0);
+  let pHasLast = new Uint8Array(0);
+  let pDt = new Float64Array(0);
+  /** The stream's reading count including this reading (n runs ahead within a call). */
+  let pN = new Float64Array(0);
+  let xs = new Float32Array(0);
+  function reserve(n: number): void {
+    if (n <= cap) return;
+    cap = Math.max(n, 2 * cap, 256);
+    pSt = new Array(cap).fill(undefined);
+    pPoint = new Int32Array(cap);
+    pLate = new Uint8Array(cap);
+    pRow = new Int32Array(cap);
+    pLast = new Float64Array(cap);
+    pScale = new Float64Array(cap);
+    pHasLast = new Uint8Array(cap);
+    pDt = new Float64Array(cap);
+    pN = new Float64Array(cap);
+    xs = new Float32Array(cap * F);
+  }
+  const touched: MachineState[] = [];
+  const bySeq = (a: MachineState, b: MachineState) => a.seq - b.seq;
+  // scoreMachine scratch
+  const MC = cfg.maxSensorsPerMachine;
+  const mIdx = new Int32Array(MC);
+  const mD = new Float64Array(MC);
+  const mA = new Float64Array(MC * MC);
+  const mParts = new Float64Array(MC);
+  const mL = new Float64Array(MC * MC);
+  const mY = new Float64Array(MC);
+  const mX = new Float64Array(MC);
+
+  function newState(key: string, site: string, line: string, machine: string, sensor: string): SensorState {
+    const slot = pool.alloc();
+    // join, not a template: a flat string, where concatenation leaves a tree of cons-string objects
+    const mk = [site, line, machine].join('/');
+    const st = new SensorState(key, site, line, machine, sensor, machines.get(mk)?.key ?? mk, slot, pool.f64Of(slot), pool.f64Base(slot), pool.f32Of(slot), pool.f32Base(slot));
+    const d = st.d;
+    const b = st.b;
+    d[b + S_LAST_TS] = -1;
+    d[b + S_MIN] = Infinity;
+    d[b + S_MAX] = -Infinity;
+    d[b + S_LAST_ALERT] = -1e12;
+    return st;
+  }
+
+  function addMachine(m: MachineState): void {
+    m.seq = machineSeq++;
+    machines.set(m.key, m);
+  }
+
+  function touchStream(e: SeriesEntry, t: number): SensorState {
+    let st: SensorState | undefined;
+    if (e.cacheOwner === token) {
+      const c = e.cacheValue as SensorState;
+      if (c.alive) st = c;
     }
-    st.lastSeen = t;
+    if (st === undefined) {
+      const key = [e.site, e.line, e.machine, e.sensor].join('/');
+      st = streams.get(key);
+      if (!st) {
+        // A new stream starts without a second chance (touchSeq 0).
+        st = newState(key, e.site, e.line, e.machine, e.sensor);
+        while (streams.size >= cfg.maxStreams) evictOldest();
+        streams.set(key, st);
+        e.cacheOwner = token;
+        e.cacheValue = st;
+        st.d[st.b + S_LAST_SEEN] = t;
+        return st;
+      }
+      e.cacheOwner = token;
+      e.cacheValue = st;
+    }
+    if (copies.length > 0) keepStream(st);
+    st.touchSeq = 1;
+    st.d[st.b + S_LAST_SEEN] = t;
     return st;
   }
 
@@ -517,13 +589,19 @@ export async function createDetector(
     if (!st) return;
     if (copies.length > 0) keepStream(st);
     streams.delete(key);
+    st.alive = false;
+    if (inCall) deadSlots.push(st.slot);
+    else pool.release(st.slot);
     const mk = st.machineKey;
     const m = machines.get(mk);
     if (m) {
       if (copies.length > 0) keepMachine(m);
       const i = m.sensors.indexOf(st.sensor);
       if (i >= 0) m.has[i] = 0;
-      if (!m.has.some((h) => h === 1)) machines.delete(mk);
+      if (!m.has.some((h) => h === 1)) {
+        machines.delete(mk);
+        m.alive = false;
+      }
     }
   }
 
@@ -534,7 +612,7 @@ export async function createDetector(
     lastIdleSweep = t;
     // Map order is not recency order (see evictOldest): look at every stream.
     const idle: string[] = [];
-    for (const [key, st] of streams) if (t - st.lastSeen > cfg.idleEvictMs) idle.push(key);
+    for (const [key, st] of streams) if (t - st.d[st.b + S_LAST_SEEN] > cfg.idleEvictMs) idle.push(key);
     for (const key of idle) evictStream(key);
   }
 
@@ -583,12 +661,20 @@ export async function createDetector(
     trainings++;
   }
 
-  function surpriseToLikelihood(st: { histN: number; histMean: number; histVar: number }, u: number, minSpread = cfg.minSurpriseSpread): number {
-    if (st.histN < 8) return 0;
+  /** Gaussian-fit likelihood of a score against a history (`h`: offset of a Hist block in `d`). */
+  function surpriseToLikelihood(d: Float64Array, h: number, u: number, minSpread: number): number {
+    if (d[h + H_N] < 8) return 0;
     // Floor: on a very regular stream the surprise barely varies, and a tiny spread would turn the
     // first wobble into an extreme z (and, across streams, outrank real anomalies elsewhere).
-    const sd = Math.max(Math.sqrt(st.histVar), minSpread);
-    return likelihoodOf((u - st.histMean) / sd);
+    const sd = Math.max(Math.sqrt(d[h + H_VAR]), minSpread);
+    return likelihoodOf((u - d[h + H_MEAN]) / sd);
+  }
+
+  /** The same for a machine's history. */
+  function machineLikelihood(m: MachineState, u: number): number {
+    if (m.histN < 8) return 0;
+    const sd = Math.max(Math.sqrt(m.histVar), cfg.minSurpriseSpread);
+    return likelihoodOf((u - m.histMean) / sd);
   }
 
   /**
@@ -596,22 +682,22 @@ export async function createDetector(
    * decaying over `historyWindow` readings) is a 3-sigma event; twice as large is 6 sigma. Judges each
    * stream by its own rare events whatever the shape of its score distribution.
    */
-  function recordLikelihood(h: Hist, s: number, floor: number): number {
-    return ratioLikelihood(recordRatio(h, s, floor));
+  function recordLikelihood(d: Float64Array, h: number, s: number, floor: number): number {
+    return ratioLikelihood(recordRatio(d, h, s, floor));
   }
 
   /** A score divided by the stream's record for its kind (0 while the record is not established). */
-  function recordRatio(h: Hist, s: number, floor: number): number {
-    if (h.histN < 8) return 0;
+  function recordRatio(d: Float64Array, h: number, s: number, floor: number): number {
+    if (d[h + H_N] < 8) return 0;
     // The bar is the recent record, or a share of the long-memory one: a heavy-tailed stream whose
     // big bursts are weeks apart should not alarm at every burst half their size.
-    return s / Math.max(h.recMax, cfg.longRecordShare * h.recLong, floor);
+    return s / Math.max(d[h + H_REC_MAX], cfg.longRecordShare * d[h + H_REC_LONG], floor);
   }
 
   /** The Gaussian-fit z of a score as the record ratio with the same likelihood (z = 3r³). */
-  function gaussianRatio(st: { histN: number; histMean: number; histVar: number }, u: number, minSpread = cfg.minSurpriseSpread): number {
-    if (st.histN < 8) return 0;
-    const z = (u - st.histMean) / Math.max(Math.sqrt(st.histVar), minSpread);
+  function gaussianRatio(d: Float64Array, h: number, u: number, minSpread: number): number {
+    if (d[h + H_N] < 8) return 0;
+    const z = (u - d[h + H_MEAN]) / Math.max(Math.sqrt(d[h + H_VAR]), minSpread);
     return z > 0 ? Math.cbrt(z / 3) : 0;
   }
 
@@ -623,258 +709,393 @@ export async function createDetector(
     return m;
   }
 
-  function updateRecord(h: Hist, s: number, n: number): void {
+  const recordBlock = Math.max(1, Math.round(cfg.historyWindow / REC_BLOCKS));
+  const longDecay = 1 - 1 / cfg.longHistoryWindow;
+  function updateRecord(d: Float64Array, h: number, s: number, n: number): void {
     // The first readings only seed the scales; their transients must not set the bar for later.
     if (n <= cfg.warmupReadings) return;
-    const block = Math.max(1, Math.round(cfg.historyWindow / REC_BLOCKS));
-    if (h.recFill >= block) {
-      h.recPos = (h.recPos + 1) % REC_BLOCKS;
-      h.recBlocks[h.recPos] = 0;
-      h.recFill = 0;
-      h.recMax = Math.max(...h.recBlocks);
+    if (d[h + H_REC_FILL] >= recordBlock) {
+      const pos = (d[h + H_REC_POS] + 1) % REC_BLOCKS;
+      d[h + H_REC_POS] = pos;
+      d[h + H_BLOCKS + pos] = 0;
+      d[h + H_REC_FILL] = 0;
+      let mx = d[h + H_BLOCKS];
+      for (let j = 1; j < REC_BLOCKS; j++) mx = Math.max(mx, d[h + H_BLOCKS + j]);
+      d[h + H_REC_MAX] = mx;
     }
-    h.recFill++;
-    if (s > h.recBlocks[h.recPos]) h.recBlocks[h.recPos] = s;
-    if (s > h.recMax) h.recMax = s;
-    h.recLong = Math.max(h.recLong * (1 - 1 / cfg.longHistoryWindow), s);
+    d[h + H_REC_FILL]++;
+    const at = h + H_BLOCKS + d[h + H_REC_POS];
+    if (s > d[at]) d[at] = s;
+    if (s > d[h + H_REC_MAX]) d[h + H_REC_MAX] = s;
+    d[h + H_REC_LONG] = Math.max(d[h + H_REC_LONG] * longDecay, s);
   }
 
-  function updateHist(st: { histN: number; histMean: number; histVar: number }, u: number): void {
+  function updateHist(d: Float64Array, h: number, u: number): void {
     // An outlier enters the history clipped, so one burst does not mute the stream for the whole window.
-    if (st.histN >= 8) u = Math.min(u, st.histMean + 5 * Math.sqrt(st.histVar) + 0.1);
-    st.histN++;
-    const a = Math.max(1 / st.histN, histAlpha);
-    const d = u - st.histMean;
-    st.histMean += a * d;
-    st.histVar = (1 - a) * (st.histVar + a * d * d);
+    if (d[h + H_N] >= 8) u = Math.min(u, d[h + H_MEAN] + 5 * Math.sqrt(d[h + H_VAR]) + 0.1);
+    const hn = d[h + H_N] + 1;
+    d[h + H_N] = hn;
+    const a = Math.max(1 / hn, histAlpha);
+    const dd = u - d[h + H_MEAN];
+    d[h + H_MEAN] += a * dd;
+    d[h + H_VAR] = (1 - a) * (d[h + H_VAR] + a * dd * dd);
   }
 
-  function forecastAndLimit(st: SensorState, score: SensorScore): void {
+  function updateMachineHist(m: MachineState, u: number): void {
+    if (m.histN >= 8) u = Math.min(u, m.histMean + 5 * Math.sqrt(m.histVar) + 0.1);
+    m.histN++;
+    const a = Math.max(1 / m.histN, histAlpha);
+    const d = u - m.histMean;
+    m.histMean += a * d;
+    m.histVar = (1 - a) * (m.histVar + a * d * d);
+  }
+
+  function limitOf(st: SensorState): { upper?: number; lower?: number } | undefined {
+    if (st.limVer !== limitsVersion) {
+      st.lim = limits[st.key];
+      st.limVer = limitsVersion;
+    }
+    return st.lim;
+  }
+
+  function forecastAndLimit(st: SensorState, cols: SensorScoreColumns, row: number): void {
+    const d = st.d;
+    const b = st.b;
     const h = cfg.forecastHorizonMs;
-    const sd = 1.2533 * st.errAbs;
-    const steps = st.dt > 0 ? h / st.dt : 1;
-    const value = st.level + st.trend * h;
+    const sd = 1.2533 * d[b + S_ERR_ABS];
+    const dt = d[b + S_DT];
+    const steps = dt > 0 ? h / dt : 1;
+    const level = d[b + S_LEVEL];
+    const trend = d[b + S_TREND];
+    const value = level + trend * h;
     const spread = cfg.bandSigmas * sd * Math.sqrt(1 + 0.1 * steps);
-    score.forecast = { horizonMs: h, value, lower: value - spread, upper: value + spread };
-    const lim = limits[st.key];
+    cols.forecastHorizonMs[row] = h;
+    cols.forecastValue[row] = value;
+    cols.forecastLower[row] = value - spread;
+    cols.forecastUpper[row] = value + spread;
+    const lim = limitOf(st);
     if (!lim) return;
     let ttl: number | null = null;
     if (lim.upper !== undefined) {
-      if (st.level >= lim.upper) ttl = 0;
-      else if (st.trend > 0) ttl = (lim.upper - st.level) / st.trend;
+      if (level >= lim.upper) ttl = 0;
+      else if (trend > 0) ttl = (lim.upper - level) / trend;
     }
     if (lim.lower !== undefined) {
       let t2: number | null = null;
-      if (st.level <= lim.lower) t2 = 0;
-      else if (st.trend < 0) t2 = (lim.lower - st.level) / st.trend;
+      if (level <= lim.lower) t2 = 0;
+      else if (trend < 0) t2 = (lim.lower - level) / trend;
       if (t2 !== null && (ttl === null || t2 < ttl)) ttl = t2;
     }
-    score.timeToLimitMs = ttl !== null && ttl <= cfg.limitHorizonMs ? Math.round(ttl) : null;
+    cols.timeToLimitMs[row] = ttl !== null && ttl <= cfg.limitHorizonMs ? Math.round(ttl) : TTL_NONE;
+  }
+
+  /** Scale of one step, floored so that a flat-lined stream still has a finite, tiny unit. */
+  function stepScale(d: Float64Array, b: number): number {
+    const mx = d[b + S_MAX];
+    const mn = d[b + S_MIN];
+    const range = mx > mn ? mx - mn : 0;
+    return Math.max(Math.sqrt(d[b + S_STEP_VAR]), 1e-3 * range, 1e-6 * Math.abs(d[b + S_VAL_MEAN]), 1e-9);
+  }
+
+  function recentHas(d: Float64Array, b: number, ts: number): boolean {
+    const n = d[b + S_RECENT_N];
+    for (let j = 0; j < n; j++) if (d[b + S_RECENT + j] === ts) return true;
+    return false;
+  }
+  function recentPush(d: Float64Array, b: number, ts: number): void {
+    const pos = d[b + S_RECENT_POS];
+    d[b + S_RECENT + pos] = ts;
+    d[b + S_RECENT_POS] = (pos + 1) % RECENT_TS;
+    if (d[b + S_RECENT_N] < RECENT_TS) d[b + S_RECENT_N]++;
+  }
+
+  async function scoreColumns(input: ReadingBatch): Promise<ColumnScoreOutput> {
+    return scoreCore(input);
   }
 
   async function scoreBatch(readings: Reading[]): Promise<ScoreOutput> {
+    const input = ReadingBatch.fromReadings(readings, interner);
+    // A Float64Array column would coerce a non-number; the object API rejects it as non-finite.
+    for (let i = 0; i < readings.length; i++) {
+      const r = readings[i];
+      if (typeof r.value !== 'number') input.value[i] = Number.NaN;
+      if (typeof r.ts !== 'number') input.ts[i] = Number.NaN;
+    }
+    const out = scoreCore(input);
+    const rejected: ScoreOutput['rejected'] = new Array(out.rejected.length);
+    for (let k = 0; k < out.rejected.length; k++) rejected[k] = { reading: readings[out.rejected[k].point], reason: out.rejected[k].reason };
+    return { sensor: out.sensor.toSensorScores(input, cfg.modelVersion), machine: out.machine, rejected };
+  }
+
+  function scoreCore(input: ReadingBatch): ColumnScoreOutput {
     sweepIdle();
+    inCall = true;
+    try {
+      return scoreCoreIn(input);
+    } finally {
+      inCall = false;
+      for (const s of deadSlots) pool.release(s);
+      deadSlots.length = 0;
+      for (let k = 0; k < cap && pSt[k] !== undefined; k++) pSt[k] = undefined;
+    }
+  }
+
+  function scoreCoreIn(input: ReadingBatch): ColumnScoreOutput {
     const batchNow = now();
-    const out: ScoreOutput = { sensor: [], machine: [], rejected: [] };
-    const pending: Pending[] = [];
-    const xs = new Float32Array(readings.length * F);
+    const nIn = input.n;
+    const cols = new SensorScoreColumns(nIn);
+    const rejected: { point: number; reason: string }[] = [];
+    const machineOut: MachineScore[] = [];
+    reserve(nIn);
+    const call = ++callNo;
+    const tsCol = input.ts;
+    const valCol = input.value;
+    const season = cfg.season;
+    let np = 0;
     let rows = 0;
 
     // Pass 1: event-time bookkeeping and window capture, in order (windows of later readings of the
     // same stream include earlier readings of this batch).
-    for (const r of readings) {
-      if (!Number.isFinite(r.value) || !Number.isFinite(r.ts)) {
-        out.rejected.push({ reading: r, reason: 'value and ts must be finite numbers' });
+    for (let i = 0; i < nIn; i++) {
+      const value = valCol[i];
+      const ts = tsCol[i];
+      if (!Number.isFinite(value) || !Number.isFinite(ts)) {
+        rejected.push({ point: i, reason: 'value and ts must be finite numbers' });
         continue;
       }
-      const st = touchStream(r, batchNow);
-      if (st.n > 0 && r.ts <= st.lastTs) {
-        if (st.recentTs.includes(r.ts)) {
-          out.rejected.push({ reading: r, reason: 'duplicate: a reading with this timestamp was already scored' });
+      const st = touchStream(input.series[i], batchNow);
+      const d = st.d;
+      const b = st.b;
+      const n0 = d[b + S_N];
+      if (n0 > 0 && ts <= d[b + S_LAST_TS]) {
+        if (recentHas(d, b, ts)) {
+          rejected.push({ point: i, reason: 'duplicate: a reading with this timestamp was already scored' });
           continue;
         }
-        if (st.lastTs - r.ts > cfg.maxLatenessMs) {
-          out.rejected.push({ reading: r, reason: `too late: ${st.lastTs - r.ts} ms behind the stream (max ${cfg.maxLatenessMs})` });
+        const lastTs = d[b + S_LAST_TS];
+        if (lastTs - ts > cfg.maxLatenessMs) {
+          rejected.push({ point: i, reason: `too late: ${lastTs - ts} ms behind the stream (max ${cfg.maxLatenessMs})` });
           continue;
         }
-        pending.push({ reading: r, st, late: true, row: -1, last: st.level, scale: st.stepScale(), hasLast: true, dtMs: 0, n: st.n });
-        st.recentTs.push(r.ts);
-        if (st.recentTs.length > RECENT_TS) st.recentTs.shift();
+        const k = np++;
+        pSt[k] = st;
+        pPoint[k] = i;
+        pLate[k] = 1;
+        pRow[k] = -1;
+        pLast[k] = d[b + S_LEVEL];
+        pScale[k] = stepScale(d, b);
+        pHasLast[k] = 1;
+        pDt[k] = 0;
+        pN[k] = n0;
+        recentPush(d, b, ts);
         continue;
       }
-      if (r.quality === 'bad') {
+      if (input.quality[i] === BAD_QUALITY) {
         // The device itself says the value is bad: score it, but do not learn from it.
-        pending.push({ reading: r, st, late: true, row: -1, last: st.n > 0 ? st.level : r.value, scale: st.stepScale(), hasLast: st.n > 0, dtMs: 0, n: st.n });
+        const k = np++;
+        pSt[k] = st;
+        pPoint[k] = i;
+        pLate[k] = 1;
+        pRow[k] = -1;
+        pLast[k] = n0 > 0 ? d[b + S_LEVEL] : value;
+        pScale[k] = stepScale(d, b);
+        pHasLast[k] = n0 > 0 ? 1 : 0;
+        pDt[k] = 0;
+        pN[k] = n0;
         continue;
       }
-      const dtMs = st.n > 0 ? r.ts - st.lastTs : 0;
-      if (st.n > 0 && st.dt > 0 && dtMs > cfg.gapFactor * st.dt) st.ringLen = 0; // gap: old window says nothing about now
-      const scale = st.stepScale();
-      const hasLast = st.ringLen > 0;
-      const last = hasLast ? st.lastValue() : r.value;
+      const dtMs = n0 > 0 ? ts - d[b + S_LAST_TS] : 0;
+      if (n0 > 0 && d[b + S_DT] > 0 && dtMs > cfg.gapFactor * d[b + S_DT]) d[b + S_RING_LEN] = 0; // gap: old window says nothing about now
+      const scale = stepScale(d, b);
+      const ringLen = d[b + S_RING_LEN];
+      const ringPos = d[b + S_RING_POS];
+      const hasLast = ringLen > 0;
+      const last = hasLast ? d[b + S_RING + ((ringPos - 1 + W) % W)] : value;
       let row = -1;
-      if (st.ringLen >= W) {
+      if (ringLen >= W) {
         row = rows++;
         const off = row * F;
         for (let j = 0; j < W; j++) {
-          const v = st.ring[(st.ringPos + j) % W];
+          const v = d[b + S_RING + ((ringPos + j) % W)];
           xs[off + j] = Math.max(-10, Math.min(10, (v - last) / scale));
         }
-        const phase = (((r.ts % cfg.season.periodMs) + cfg.season.periodMs) % cfg.season.periodMs) / cfg.season.periodMs;
-        const bin = Math.floor(phase * cfg.season.bins) % cfg.season.bins;
-        xs[off + W] = cfg.season.enabled && st.seasonN[bin] >= cfg.season.minSamples ? Math.max(-10, Math.min(10, (st.seasonMean[bin] - last) / scale)) : 0;
+        const phase = (((ts % season.periodMs) + season.periodMs) % season.periodMs) / season.periodMs;
+        const bin = Math.floor(phase * SB) % SB;
+        const f = st.f;
+        const fb = st.fb;
+        xs[off + W] = season.enabled && f[fb + F_SEASON_N + bin] >= season.minSamples ? Math.max(-10, Math.min(10, (f[fb + F_SEASON_MEAN + bin] - last) / scale)) : 0;
         xs[off + W + 1] = Math.sin(2 * Math.PI * phase);
         xs[off + W + 2] = Math.cos(2 * Math.PI * phase);
       }
-      pending.push({ reading: r, st, late: false, row, last, scale, hasLast, dtMs, n: st.n + 1 });
+      const k = np++;
+      pSt[k] = st;
+      pPoint[k] = i;
+      pLate[k] = 0;
+      pRow[k] = row;
+      pLast[k] = last;
+      pScale[k] = scale;
+      pHasLast[k] = hasLast ? 1 : 0;
+      pDt[k] = dtMs;
+      pN[k] = n0 + 1;
       // Update what later windows in this batch depend on.
       if (hasLast) {
-        const d = r.value - last;
-        const a = Math.max(1 / st.n, normAlpha);
-        st.stepVar = st.n <= 1 ? d * d : (1 - a) * st.stepVar + a * d * d;
+        const dv = value - last;
+        const a = Math.max(1 / n0, normAlpha);
+        d[b + S_STEP_VAR] = n0 <= 1 ? dv * dv : (1 - a) * d[b + S_STEP_VAR] + a * dv * dv;
       }
-      st.ring[st.ringPos] = r.value;
-      st.ringPos = (st.ringPos + 1) % W;
-      st.ringLen = Math.min(W, st.ringLen + 1);
-      if (st.n > 0 && dtMs > 0) st.dt = st.dt === 0 ? dtMs : st.dt + 0.05 * (dtMs - st.dt);
-      st.lastTs = r.ts;
-      st.recentTs.push(r.ts);
-      if (st.recentTs.length > RECENT_TS) st.recentTs.shift();
-      st.n++;
+      d[b + S_RING + ringPos] = value;
+      d[b + S_RING_POS] = (ringPos + 1) % W;
+      d[b + S_RING_LEN] = Math.min(W, ringLen + 1);
+      if (n0 > 0 && dtMs > 0) {
+        const dt = d[b + S_DT];
+        d[b + S_DT] = dt === 0 ? dtMs : dt + 0.05 * (dtMs - dt);
+      }
+      d[b + S_LAST_TS] = ts;
+      recentPush(d, b, ts);
+      d[b + S_N] = n0 + 1;
     }
 
     // Pass 2: one tensor call for every full window in the batch, whatever stream it belongs to.
     const preds = model.predict(xs.subarray(0, rows * F), rows);
 
     // Pass 3: errors, likelihoods, forecasts, in reading order.
-    for (const p of pending) {
-      const { st, reading: r, n } = p;
-      const mk = st.machineKey;
-      let m = machines.get(mk);
-      if (m && copies.length > 0) keepMachine(m);
-      if (!m) {
-        m = new MachineState(mk, r.site, r.line, r.machine, cfg.maxSensorsPerMachine);
-        machines.set(mk, m);
+    const record = cfg.calibration === 'record';
+    for (let k = 0; k < np; k++) {
+      const st = pSt[k]!;
+      const i = pPoint[k];
+      const n = pN[k];
+      const value = valCol[i];
+      const ts = tsCol[i];
+      const d = st.d;
+      const b = st.b;
+      let m = st.m;
+      if (m === undefined || !m.alive) {
+        m = machines.get(st.machineKey);
+        if (!m) {
+          const e = input.series[i];
+          m = new MachineState(st.machineKey, e.site, e.line, e.machine, MC);
+          addMachine(m);
+        }
+        st.m = m;
+        st.mSlot = -2;
       }
-      const score: SensorScore = {
-        kind: 'sensor',
-        site: r.site,
-        line: r.line,
-        machine: r.machine,
-        sensor: r.sensor,
-        ts: r.ts,
-        value: r.value,
-        predicted: r.value,
-        lower: r.value,
-        upper: r.value,
-        rawScore: 0,
-        likelihood: 0,
-        modelVersion: cfg.modelVersion,
-        warmingUp: n < cfg.warmupReadings,
-      };
-      const errSd = Math.max(1.2533 * st.errAbs, 1e-3 * p.scale, 1e-12);
-      if (p.late) {
+      if (copies.length > 0) keepMachine(m);
+      const row = cols.add(i);
+      cols.warmingUp[row] = n < cfg.warmupReadings ? 1 : 0;
+      const last = pLast[k];
+      const scale = pScale[k];
+      const hasLast = pHasLast[k] === 1;
+      const errSd = Math.max(1.2533 * d[b + S_ERR_ABS], 1e-3 * scale, 1e-12);
+      if (pLate[k] === 1) {
         // Late or bad-quality: scored against the current state, which it must not change.
-        const e = r.value - p.last;
-        const u = p.hasLast ? Math.min(twoSidedSurprise(e / errSd), MAX_SURPRISE) : 0;
-        score.predicted = p.last;
-        score.lower = p.last - cfg.bandSigmas * errSd;
-        score.upper = p.last + cfg.bandSigmas * errSd;
-        score.rawScore = u;
-        score.likelihood = cfg.calibration === 'record' ? recordLikelihood(st, u, cfg.minSurpriseSpread) : surpriseToLikelihood(st, u);
+        const e = value - last;
+        const u = hasLast ? Math.min(twoSidedSurprise(e / errSd), MAX_SURPRISE) : 0;
+        cols.predicted[row] = last;
+        cols.lower[row] = last - cfg.bandSigmas * errSd;
+        cols.upper[row] = last + cfg.bandSigmas * errSd;
+        cols.rawScore[row] = u;
+        cols.likelihood[row] = record ? recordLikelihood(d, b + S_HIST, u, cfg.minSurpriseSpread) : surpriseToLikelihood(d, b + S_HIST, u, cfg.minSurpriseSpread);
         if (trace) {
           ev.fill(0);
           trace(st.key, n, ev);
         }
-        out.sensor.push(score);
         continue;
       }
-      const predicted = p.row >= 0 ? p.last + p.scale * preds[p.row] : p.last;
-      const e = r.value - predicted;
+      const pr = pRow[k];
+      const predicted = pr >= 0 ? last + scale * preds[pr] : last;
+      const e = value - predicted;
       // The first few errors only seed the error scale; capped so one absurd value cannot wreck the statistics.
-      const u = p.hasLast && n > 3 ? Math.min(twoSidedSurprise(e / errSd), MAX_SURPRISE) : 0;
-      score.predicted = predicted;
-      score.lower = predicted - cfg.bandSigmas * errSd;
-      score.upper = predicted + cfg.bandSigmas * errSd;
-      score.rawScore = u;
+      const u = hasLast && n > 3 ? Math.min(twoSidedSurprise(e / errSd), MAX_SURPRISE) : 0;
+      cols.predicted[row] = predicted;
+      cols.lower[row] = predicted - cfg.bandSigmas * errSd;
+      cols.upper[row] = predicted + cfg.bandSigmas * errSd;
+      cols.rawScore[row] = u;
       // Short-term mean surprise against its own history.
-      if (st.shortLen === K) st.shortSum -= st.short[st.shortPos];
-      else st.shortLen++;
-      st.short[st.shortPos] = u;
-      st.shortSum += u;
-      st.shortPos = (st.shortPos + 1) % K;
-      const shortMean = st.shortSum / st.shortLen;
+      const shortPos = d[b + S_SHORT_POS];
+      if (d[b + S_SHORT_LEN] === K) d[b + S_SHORT_SUM] -= d[b + S_SHORT + shortPos];
+      else d[b + S_SHORT_LEN]++;
+      d[b + S_SHORT + shortPos] = u;
+      d[b + S_SHORT_SUM] += u;
+      d[b + S_SHORT_POS] = (shortPos + 1) % K;
+      const shortMean = d[b + S_SHORT_SUM] / d[b + S_SHORT_LEN];
       ev.fill(0);
-      ev[0] = cfg.calibration === 'record' ? recordRatio(st, shortMean, cfg.minSurpriseSpread) : gaussianRatio(st, shortMean);
-      updateHist(st, shortMean);
-      updateRecord(st, shortMean, n);
+      ev[0] = record ? recordRatio(d, b + S_HIST, shortMean, cfg.minSurpriseSpread) : gaussianRatio(d, b + S_HIST, shortMean, cfg.minSurpriseSpread);
+      updateHist(d, b + S_HIST, shortMean);
+      updateRecord(d, b + S_HIST, shortMean, n);
       // Pattern novelty of the latest stride-averaged window.
-      st.strideSum += r.value;
-      st.strideN++;
-      if (st.strideN >= cfg.novelty.stride) {
-        const D = cfg.novelty.dim;
-        st.pat[st.patPos] = st.strideSum / st.strideN;
-        st.patPos = (st.patPos + 1) % D;
-        st.patLen = Math.min(D, st.patLen + 1);
-        st.strideSum = 0;
-        st.strideN = 0;
-        if (st.patLen === D) {
+      d[b + S_STRIDE_SUM] += value;
+      d[b + S_STRIDE_N]++;
+      if (d[b + S_STRIDE_N] >= cfg.novelty.stride) {
+        const patPos = d[b + S_PAT_POS];
+        d[b + S_PAT + patPos] = d[b + S_STRIDE_SUM] / d[b + S_STRIDE_N];
+        const nextPos = (patPos + 1) % ND;
+        d[b + S_PAT_POS] = nextPos;
+        const patLen = Math.min(ND, d[b + S_PAT_LEN] + 1);
+        d[b + S_PAT_LEN] = patLen;
+        d[b + S_STRIDE_SUM] = 0;
+        d[b + S_STRIDE_N] = 0;
+        if (patLen === ND) {
           const w = patScratch;
-          for (let j = 0; j < D; j++) w[j] = st.pat[(st.patPos + j) % D];
-          const lo = Math.min(st.min, r.value);
-          const hi = Math.max(st.max, r.value);
+          for (let j = 0; j < ND; j++) w[j] = d[b + S_PAT + ((nextPos + j) % ND)];
+          const lo = Math.min(d[b + S_MIN], value);
+          const hi = Math.max(d[b + S_MAX], value);
           const range = Math.max(hi - lo, 1e-9 * Math.abs(hi), 1e-12);
-          const d = st.novelty.scoreAndLearn(w, range, cfg.novelty.vigilance, true);
-          if (d >= 0) {
-            ev[1] = cfg.calibration === 'record' ? recordRatio(st.nov, d, cfg.novelty.minSpread) : gaussianRatio(st.nov, d, cfg.novelty.minSpread);
-            updateHist(st.nov, d);
-            updateRecord(st.nov, d, n);
+          const dist = scoreAndLearnAt(st.f, st.fb + F_PROTOS, d, b + S_NOV_COUNT, b + S_NOV_CLOCK, b + S_NOV_USED, ND, NP, w, range, cfg.novelty.vigilance);
+          if (dist >= 0) {
+            ev[1] = record ? recordRatio(d, b + S_NOV_HIST, dist, cfg.novelty.minSpread) : gaussianRatio(d, b + S_NOV_HIST, dist, cfg.novelty.minSpread);
+            updateHist(d, b + S_NOV_HIST, dist);
+            updateRecord(d, b + S_NOV_HIST, dist, n);
           }
         }
       }
       // Seasonal profile: how far the value is from what this phase of the period usually shows.
-      if (cfg.season.enabled) {
-        const S = cfg.season.bins;
-        const bin = Math.floor((((r.ts % cfg.season.periodMs) + cfg.season.periodMs) % cfg.season.periodMs) / (cfg.season.periodMs / S)) % S;
-        const cnt = st.seasonN[bin];
-        if (cnt >= cfg.season.minSamples) {
-          const dev = Math.max(1.2533 * st.seasonDev[bin], errSd, 1e-12);
-          const zs = Math.max(-10, Math.min(10, (r.value - st.seasonMean[bin]) / dev));
-          st.seasonZ += cfg.season.smoothing * (zs - st.seasonZ);
+      if (season.enabled) {
+        const f = st.f;
+        const fb = st.fb;
+        const bin = Math.floor((((ts % season.periodMs) + season.periodMs) % season.periodMs) / (season.periodMs / SB)) % SB;
+        const cnt = f[fb + F_SEASON_N + bin];
+        if (cnt >= season.minSamples) {
+          const dev = Math.max(1.2533 * f[fb + F_SEASON_DEV + bin], errSd, 1e-12);
+          const zs = Math.max(-10, Math.min(10, (value - f[fb + F_SEASON_MEAN + bin]) / dev));
+          const seasonZ = d[b + S_SEASON_Z] + season.smoothing * (zs - d[b + S_SEASON_Z]);
+          d[b + S_SEASON_Z] = seasonZ;
           // an EWMA of N(0,1) has variance a/(2-a): rescale so the sustained departure is in sigmas
-          const zbar = st.seasonZ / Math.sqrt(cfg.season.smoothing / (2 - cfg.season.smoothing));
+          const zbar = seasonZ / Math.sqrt(season.smoothing / (2 - season.smoothing));
           const us = twoSidedSurprise(zbar);
           if (n > cfg.warmupReadings) {
-            ev[2] = recordRatio(st.season, us, cfg.minSurpriseSpread);
-            updateRecord(st.season, us, n);
+            ev[2] = recordRatio(d, b + S_SEASON_HIST, us, cfg.minSurpriseSpread);
+            updateRecord(d, b + S_SEASON_HIST, us, n);
           }
-          st.season.histN++;
+          d[b + S_SEASON_HIST + H_N]++;
         }
-        const a = Math.max(1 / (cnt + 1), cfg.season.learningRate);
-        if (cnt === 0) st.seasonMean[bin] = r.value;
-        const d = r.value - st.seasonMean[bin];
-        st.seasonMean[bin] += a * d;
-        st.seasonDev[bin] += a * (Math.abs(d) - st.seasonDev[bin]);
-        st.seasonN[bin] = cnt + 1;
+        const a = Math.max(1 / (cnt + 1), season.learningRate);
+        if (cnt === 0) f[fb + F_SEASON_MEAN + bin] = value;
+        const dm = value - f[fb + F_SEASON_MEAN + bin];
+        f[fb + F_SEASON_MEAN + bin] += a * dm;
+        f[fb + F_SEASON_DEV + bin] += a * (Math.abs(dm) - f[fb + F_SEASON_DEV + bin]);
+        f[fb + F_SEASON_N + bin] = cnt + 1;
       }
       // Range novelty: a value clearly outside everything the stream has ever shown.
-      if (cfg.rangeTolerance > 0 && n > cfg.warmupReadings && st.max > st.min) {
+      const mn = d[b + S_MIN];
+      const mx = d[b + S_MAX];
+      if (cfg.rangeTolerance > 0 && n > cfg.warmupReadings && mx > mn) {
         // Tolerance: a fraction of the range, but never less than the noise (a noisy stream's tails keep
         // stretching its range by chance).
-        const tol = Math.max(cfg.rangeTolerance * (st.max - st.min), cfg.rangeNoiseSigmas * errSd);
-        const excess = Math.max(r.value - st.max, st.min - r.value);
+        const tol = Math.max(cfg.rangeTolerance * (mx - mn), cfg.rangeNoiseSigmas * errSd);
+        const excess = Math.max(value - mx, mn - value);
         if (excess > tol) ev[3] = 1 + excess / tol;
       }
       // Stuck sensor: a run of identical values twice as long as the longest run the stream showed
       // recently (at least `stuckMinRun`) is reported once, at the moment it becomes that long.
-      if (p.hasLast) {
-        if (r.value === p.last) st.run++;
+      if (hasLast) {
+        if (value === last) d[b + S_RUN]++;
         else {
-          st.runMax = Math.max(st.runMax, st.run);
-          st.run = 0;
+          d[b + S_RUN_MAX] = Math.max(d[b + S_RUN_MAX], d[b + S_RUN]);
+          d[b + S_RUN] = 0;
         }
-        st.runMax *= 1 - runAlpha;
-        if (st.run > 0 && n > cfg.warmupReadings && st.run === Math.max(cfg.stuckMinRun, Math.ceil(2 * st.runMax))) {
+        d[b + S_RUN_MAX] *= 1 - runAlpha;
+        const run = d[b + S_RUN];
+        if (run > 0 && n > cfg.warmupReadings && run === Math.max(cfg.stuckMinRun, Math.ceil(2 * d[b + S_RUN_MAX]))) {
           ev[4] = 3;
         }
       }
@@ -883,82 +1104,89 @@ export async function createDetector(
       if (n <= cfg.warmupReadings / 4) lik = 0;
       // One event, one alarm: within the refractory period after a peak only a higher likelihood
       // counts as news; the rest of the excursion is reported damped.
-      if (n - st.lastAlert <= cfg.refractory.readings && evidence <= st.peak * cfg.refractory.margin) lik *= 0.5;
+      if (n - d[b + S_LAST_ALERT] <= cfg.refractory.readings && evidence <= d[b + S_PEAK] * cfg.refractory.margin) lik *= 0.5;
       else if (evidence >= cfg.refractory.trigger) {
-        st.lastAlert = n;
-        st.peak = evidence;
+        d[b + S_LAST_ALERT] = n;
+        d[b + S_PEAK] = evidence;
       }
-      score.likelihood = lik;
+      cols.likelihood[row] = lik;
       if (trace) trace(st.key, n, ev);
       // Error scale and value statistics (after scoring: a reading never explains itself away).
-      if (p.hasLast) {
+      if (hasLast) {
         const a = Math.max(1 / Math.max(n - 1, 1), normAlpha);
         const ae = Math.min(Math.abs(e), 10 * errSd + 1e-12); // clip so one outlier does not blow up the scale
-        st.errAbs = st.errAbs === 0 ? Math.abs(e) : st.errAbs + a * (ae - st.errAbs);
+        const errAbs = d[b + S_ERR_ABS];
+        d[b + S_ERR_ABS] = errAbs === 0 ? Math.abs(e) : errAbs + a * (ae - errAbs);
       }
       const av = Math.max(1 / n, normAlpha);
-      const dv = r.value - st.valMean;
-      st.valMean += av * dv;
-      st.valVar = (1 - av) * (st.valVar + av * dv * dv);
-      if (r.value < st.min) st.min = r.value;
-      if (r.value > st.max) st.max = r.value;
+      const dv = value - d[b + S_VAL_MEAN];
+      d[b + S_VAL_MEAN] += av * dv;
+      d[b + S_VAL_VAR] = (1 - av) * (d[b + S_VAL_VAR] + av * dv * dv);
+      if (value < d[b + S_MIN]) d[b + S_MIN] = value;
+      if (value > d[b + S_MAX]) d[b + S_MAX] = value;
       // Holt level/trend in event time for the forecast.
+      const dtMs = pDt[k];
       if (n === 1) {
-        st.level = r.value;
-        st.trend = 0;
-      } else if (p.dtMs > 0) {
-        const prior = st.level + st.trend * p.dtMs;
-        const lvl = prior + 0.3 * (r.value - prior);
-        st.trend += 0.05 * ((lvl - st.level) / p.dtMs - st.trend);
-        st.level = lvl;
-      } else st.level += 0.3 * (r.value - st.level);
-      forecastAndLimit(st, score);
-      if (p.row >= 0) addExample(xs, p.row * F, Math.max(-10, Math.min(10, (r.value - p.last) / p.scale)));
+        d[b + S_LEVEL] = value;
+        d[b + S_TREND] = 0;
+      } else if (dtMs > 0) {
+        const level = d[b + S_LEVEL];
+        const prior = level + d[b + S_TREND] * dtMs;
+        const lvl = prior + 0.3 * (value - prior);
+        d[b + S_TREND] += 0.05 * ((lvl - level) / dtMs - d[b + S_TREND]);
+        d[b + S_LEVEL] = lvl;
+      } else d[b + S_LEVEL] += 0.3 * (value - d[b + S_LEVEL]);
+      forecastAndLimit(st, cols, row);
+      if (pr >= 0) addExample(xs, pr * F, Math.max(-10, Math.min(10, (value - last) / scale)));
       sinceTrain++;
       // Feed the machine model.
-      const slot = m.slot(r.sensor);
+      let slot = st.mSlot;
+      if (slot === -2) slot = st.mSlot = m.slot(st.sensor);
       if (slot >= 0) {
-        m.latest[slot] = (r.value - st.valMean) / Math.max(Math.sqrt(st.valVar), 1e-3 * p.scale, 1e-12);
+        m.latest[slot] = (value - d[b + S_VAL_MEAN]) / Math.max(Math.sqrt(d[b + S_VAL_VAR]), 1e-3 * scale, 1e-12);
         m.has[slot] = 1;
         m.batchSurprise[slot] = Math.max(m.batchSurprise[slot], u);
       }
       m.batchLikelihood = Math.max(m.batchLikelihood, lik);
-      m.batchTs = Math.max(m.batchTs, r.ts);
-      m.touched = true;
-      out.sensor.push(score);
+      m.batchTs = Math.max(m.batchTs, ts);
+      if (m.touchedCall !== call) {
+        m.touchedCall = call;
+        touched.push(m);
+      }
     }
 
-    // Machine scores: once per machine per batch.
-    for (const m of machines.values()) {
-      if (!m.touched) continue;
-      out.machine.push(scoreMachine(m));
-    }
+    // Machine scores: once per machine touched in this call, in the machine map's order.
+    touched.sort(bySeq);
+    for (const m of touched) machineOut.push(scoreMachine(m));
+    touched.length = 0;
 
     trainDue();
-    return out;
+    return { sensor: cols, machine: machineOut, rejected };
   }
 
   function scoreMachine(m: MachineState): MachineScore {
     const cap = m.cap;
-    const idx: number[] = [];
-    for (let i = 0; i < m.sensors.length; i++) if (m.has[i]) idx.push(i);
-    const k = idx.length;
-    const d = new Float64Array(k);
-    const a = new Float64Array(k * k);
+    const idx = mIdx;
+    let k = 0;
+    for (let i = 0; i < m.sensors.length; i++) if (m.has[i]) idx[k++] = i;
+    const d = mD;
+    const a = mA;
     for (let i = 0; i < k; i++) {
       d[i] = m.latest[idx[i]] - m.mean[idx[i]];
       for (let j = 0; j < k; j++) a[i * k + j] = m.cov[idx[i] * cap + idx[j]] + (i === j ? 0.05 : 0); // shrinkage
     }
-    const sol = choleskySolve(a, d, k);
-    const parts = new Float64Array(k);
+    const solved = choleskySolveInto(a, d, k, mL, mY, mX);
+    const parts = mParts;
     let d2 = 0;
-    if (sol) for (let i = 0; i < k; i++) {
-      parts[i] = d[i] * sol[i];
-      d2 += parts[i];
-    }
+    if (solved) {
+      for (let i = 0; i < k; i++) {
+        parts[i] = d[i] * mX[i];
+        d2 += parts[i];
+      }
+    } else parts.fill(0, 0, k);
     d2 = Math.max(d2, 0);
     const u = k > 0 ? chiSquareSurprise(d2, k) : 0;
-    let lik = m.updates >= 16 ? surpriseToLikelihood(m, u) : 0;
+    let lik = m.updates >= 16 ? machineLikelihood(m, u) : 0;
     lik = Math.max(lik, m.batchLikelihood);
     // Contributions: half from the multivariate decomposition, half from each sensor's own surprise.
     const contributions: Record<string, number> = {};
@@ -987,17 +1215,174 @@ export async function createDetector(
     // Learn (after scoring): EWMA mean and covariance over the sensors present.
     m.updates++;
     const al = Math.max(1 / m.updates, normAlpha);
-    for (const i of idx) m.mean[i] += al * (m.latest[i] - m.mean[i]);
-    for (const i of idx) for (const j of idx) {
-      const c = (m.latest[i] - m.mean[i]) * (m.latest[j] - m.mean[j]);
-      m.cov[i * cap + j] = (1 - al) * m.cov[i * cap + j] + al * c;
+    for (let q = 0; q < k; q++) {
+      const i = idx[q];
+      m.mean[i] += al * (m.latest[i] - m.mean[i]);
     }
-    updateHist(m, u);
-    m.touched = false;
+    for (let p = 0; p < k; p++) {
+      const i = idx[p];
+      for (let q = 0; q < k; q++) {
+        const j = idx[q];
+        const c = (m.latest[i] - m.mean[i]) * (m.latest[j] - m.mean[j]);
+        m.cov[i * cap + j] = (1 - al) * m.cov[i * cap + j] + al * c;
+      }
+    }
+    updateMachineHist(m, u);
     m.batchLikelihood = 0;
     m.batchTs = 0;
     m.batchSurprise.fill(0);
     return score;
+  }
+
+  // ------------------------------------------------------------------ checkpoint form of a stream
+
+  function histJson(d: Float64Array, h: number): HistJson {
+    return {
+      histN: d[h + H_N],
+      histMean: d[h + H_MEAN],
+      histVar: d[h + H_VAR],
+      recMax: d[h + H_REC_MAX],
+      recBlocks: toArray(d.subarray(h + H_BLOCKS, h + H_BLOCKS + REC_BLOCKS)),
+      recPos: d[h + H_REC_POS],
+      recFill: d[h + H_REC_FILL],
+      recLong: d[h + H_REC_LONG],
+    };
+  }
+
+  /** The stream as checkpoint JSON: the same keys, in the same order, as ever. */
+  function streamJson(st: SensorState): SensorStateJson {
+    const d = st.d;
+    const b = st.b;
+    const f = st.f;
+    const fb = st.fb;
+    const rn = d[b + S_RECENT_N];
+    const rp = d[b + S_RECENT_POS];
+    const recentTs = new Array<number>(rn);
+    for (let j = 0; j < rn; j++) recentTs[j] = d[b + S_RECENT + ((rp - rn + j + RECENT_TS) % RECENT_TS)];
+    const count = d[b + S_NOV_COUNT];
+    const main = histJson(d, b + S_HIST);
+    const json = {
+      key: st.key,
+      site: st.site,
+      line: st.line,
+      machine: st.machine,
+      sensor: st.sensor,
+      n: d[b + S_N],
+      lastTs: d[b + S_LAST_TS],
+      recentTs,
+      dt: d[b + S_DT],
+      ringLen: d[b + S_RING_LEN],
+      ringPos: d[b + S_RING_POS],
+      valMean: d[b + S_VAL_MEAN],
+      valVar: d[b + S_VAL_VAR],
+      stepVar: d[b + S_STEP_VAR],
+      min: d[b + S_MIN],
+      max: d[b + S_MAX],
+      errAbs: d[b + S_ERR_ABS],
+      shortLen: d[b + S_SHORT_LEN],
+      shortPos: d[b + S_SHORT_POS],
+      shortSum: d[b + S_SHORT_SUM],
+      histN: main.histN,
+      histMean: main.histMean,
+      histVar: main.histVar,
+      level: d[b + S_LEVEL],
+      trend: d[b + S_TREND],
+      lastAlert: d[b + S_LAST_ALERT],
+      peak: d[b + S_PEAK],
+      run: d[b + S_RUN],
+      runMax: d[b + S_RUN_MAX],
+      lastSeen: d[b + S_LAST_SEEN],
+      nov: histJson(d, b + S_NOV_HIST),
+      seasonZ: d[b + S_SEASON_Z],
+      season: histJson(d, b + S_SEASON_HIST),
+      recMax: main.recMax,
+      recBlocks: main.recBlocks,
+      recPos: main.recPos,
+      recFill: main.recFill,
+      recLong: main.recLong,
+      patLen: d[b + S_PAT_LEN],
+      patPos: d[b + S_PAT_POS],
+      strideSum: d[b + S_STRIDE_SUM],
+      strideN: d[b + S_STRIDE_N],
+      ring: toArray(d.subarray(b + S_RING, b + S_RING + W)),
+      short: toArray(d.subarray(b + S_SHORT, b + S_SHORT + K)),
+      pat: toArray(d.subarray(b + S_PAT, b + S_PAT + ND)),
+      seasonMean: toArray(f.subarray(fb + F_SEASON_MEAN, fb + F_SEASON_MEAN + SB)),
+      seasonDev: toArray(f.subarray(fb + F_SEASON_DEV, fb + F_SEASON_DEV + SB)),
+      seasonN: toArray(f.subarray(fb + F_SEASON_N, fb + F_SEASON_N + SB)),
+      novelty: {
+        protos: toArray(f.subarray(fb + F_PROTOS, fb + F_PROTOS + count * ND)),
+        used: toArray(d.subarray(b + S_NOV_USED, b + S_NOV_USED + count)),
+        count,
+        clock: d[b + S_NOV_CLOCK],
+      },
+    };
+    return json as SensorStateJson;
+  }
+
+  /** A stream from checkpoint JSON (a field a checkpoint lacks keeps its initial value). */
+  function streamFromJson(j: SensorStateJson): SensorState {
+    const st = newState(j.key, j.site, j.line, j.machine, j.sensor);
+    const d = st.d;
+    const b = st.b;
+    const f = st.f;
+    const fb = st.fb;
+    const put = (at: number, v: number | undefined) => {
+      if (v !== undefined) d[b + at] = v;
+    };
+    put(S_N, j.n);
+    put(S_LAST_TS, j.lastTs);
+    put(S_DT, j.dt);
+    put(S_RING_LEN, j.ringLen);
+    put(S_RING_POS, j.ringPos);
+    put(S_VAL_MEAN, j.valMean);
+    put(S_VAL_VAR, j.valVar);
+    put(S_STEP_VAR, j.stepVar);
+    put(S_MIN, j.min);
+    put(S_MAX, j.max);
+    put(S_ERR_ABS, j.errAbs);
+    put(S_SHORT_LEN, j.shortLen);
+    put(S_SHORT_POS, j.shortPos);
+    put(S_SHORT_SUM, j.shortSum);
+    put(S_LEVEL, j.level);
+    put(S_TREND, j.trend);
+    put(S_LAST_ALERT, j.lastAlert);
+    put(S_PEAK, j.peak);
+    put(S_RUN, j.run);
+    put(S_RUN_MAX, j.runMax);
+    put(S_LAST_SEEN, j.lastSeen);
+    put(S_SEASON_Z, j.seasonZ);
+    put(S_PAT_LEN, j.patLen);
+    put(S_PAT_POS, j.patPos);
+    put(S_STRIDE_SUM, j.strideSum);
+    put(S_STRIDE_N, j.strideN);
+    const hist = (h: number, x: HistJson) => {
+      put(h + H_N, x.histN);
+      put(h + H_MEAN, x.histMean);
+      put(h + H_VAR, x.histVar);
+      put(h + H_REC_MAX, x.recMax);
+      put(h + H_REC_POS, x.recPos);
+      put(h + H_REC_FILL, x.recFill);
+      put(h + H_REC_LONG, x.recLong);
+      d.set(x.recBlocks.slice(0, REC_BLOCKS), b + h + H_BLOCKS);
+    };
+    hist(S_HIST, j);
+    hist(S_NOV_HIST, j.nov);
+    hist(S_SEASON_HIST, j.season);
+    const recent = j.recentTs.slice(-RECENT_TS);
+    for (const t of recent) recentPush(d, b, t);
+    d.set(j.ring.slice(0, W), b + S_RING);
+    d.set(j.short.slice(0, K), b + S_SHORT);
+    d.set(j.pat.slice(0, ND), b + S_PAT);
+    f.set(j.seasonMean.slice(0, SB), fb + F_SEASON_MEAN);
+    f.set(j.seasonDev.slice(0, SB), fb + F_SEASON_DEV);
+    f.set(j.seasonN.slice(0, SB), fb + F_SEASON_N);
+    const count = Math.min(j.novelty.count, NP);
+    d[b + S_NOV_COUNT] = count;
+    d[b + S_NOV_CLOCK] = j.novelty.clock;
+    f.set(j.novelty.protos.slice(0, count * ND), fb + F_PROTOS);
+    d.set(j.novelty.used.slice(0, count), b + S_NOV_USED);
+    return st;
   }
 
   function captureSnapshot(): { complete(): Promise<DetectorSnapshot> } {
@@ -1029,7 +1414,7 @@ export async function createDetector(
         const streamsJson: SensorStateJson[] = new Array(streamOrder.length);
         for (let i = 0; i < streamOrder.length; i++) {
           const st = streamOrder[i];
-          streamsJson[i] = copy.streams.delete(st) ? st.toJson() : copy.streamJson.get(st)!;
+          streamsJson[i] = copy.streams.delete(st) ? streamJson(st) : copy.streamJson.get(st)!;
           await pause(i);
         }
         const machinesJson: MachineStateJson[] = new Array(machineOrder.length);
@@ -1046,11 +1431,24 @@ export async function createDetector(
     return { complete: () => (done ??= complete()) };
   }
 
+  /** Drops every stream and machine (their states stop being valid in any cache). */
+  function clearState(): void {
+    for (const st of streams.values()) st.alive = false;
+    for (const m of machines.values()) m.alive = false;
+    streams.clear();
+    machines.clear();
+    // Old slots may still be read by a snapshot being completed: a fresh pool, never a reused one.
+    pool = newPool();
+    token = {};
+  }
+
   return {
     modelVersion: cfg.modelVersion,
     scoreBatch,
+    scoreColumns,
     setLimits(l) {
       limits = { ...limits, ...l };
+      limitsVersion++;
     },
     snapshot(): Promise<DetectorSnapshot> {
       return captureSnapshot().complete();
@@ -1080,23 +1478,24 @@ export async function createDetector(
       replaySeen = s.replay.seen;
       replayX.set(s.replay.x.slice(0, replayCount * F));
       replayY.set(s.replay.y.slice(0, replayCount));
-      streams.clear();
-      for (const j of s.streams) streams.set(j.key, SensorState.fromJson(j, W, K, cfg.novelty, cfg.season.bins));
-      machines.clear();
-      for (const j of s.machines) machines.set(j.key, MachineState.fromJson(j, cfg.maxSensorsPerMachine));
+      clearState();
+      // Machines first: a stream takes its machine key string from its machine.
+      for (const j of s.machines) addMachine(MachineState.fromJson(j, cfg.maxSensorsPerMachine));
+      for (const j of s.streams) streams.set(j.key, streamFromJson(j));
       limits = { ...s.limits };
+      limitsVersion++;
     },
     streamCount: () => streams.size,
     stateBytes() {
-      let b = 0;
-      for (const s of streams.values()) b += s.bytes();
+      // The pooled slots (all chunks held, free slots too), each stream's object and strings, the machines.
+      let b = pool.bytes() + streams.size * STREAM_OBJECT_BYTES;
+      for (const s of streams.values()) b += s.key.length + 16 + (machines.get(s.machineKey)?.key === s.machineKey ? 0 : s.machineKey.length + 16);
       for (const m of machines.values()) b += m.bytes();
       return b;
     },
     dispose() {
       model.dispose();
-      streams.clear();
-      machines.clear();
+      clearState();
     },
   };
 }

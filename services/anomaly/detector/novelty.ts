@@ -89,3 +89,60 @@ export class NoveltyMemory {
     return m;
   }
 }
+
+/**
+ * `NoveltyMemory.scoreAndLearn` (learning) on a memory kept in pooled storage (the detector's
+ * per-stream slots): prototypes at `protos[po…]` (float32, like the class), use stamps at
+ * `num[usedAt…]`, the prototype count and clock at `num[countAt]` and `num[clockAt]`.
+ * Same arithmetic, same order: the same scores bit for bit.
+ */
+export function scoreAndLearnAt(
+  protos: Float32Array,
+  po: number,
+  num: Float64Array,
+  countAt: number,
+  clockAt: number,
+  usedAt: number,
+  dim: number,
+  capacity: number,
+  w: Float64Array,
+  range: number,
+  vigilance: number,
+): number {
+  const D = dim;
+  const count = num[countAt];
+  let best = -1;
+  let bestD = Infinity;
+  for (let p = 0; p < count; p++) {
+    const off = po + p * D;
+    let s = 0;
+    for (let j = 0; j < D; j++) {
+      const d = w[j] - protos[off + j];
+      s += d * d;
+      if (s >= bestD) break;
+    }
+    if (s < bestD) {
+      bestD = s;
+      best = p;
+    }
+  }
+  const dist = best < 0 ? -1 : Math.sqrt(bestD / D) / range;
+  const clock = num[clockAt] + 1;
+  num[clockAt] = clock;
+  if (best >= 0 && dist <= vigilance) {
+    const off = po + best * D;
+    for (let j = 0; j < D; j++) protos[off + j] += 0.1 * (w[j] - protos[off + j]);
+    num[usedAt + best] = clock;
+  } else {
+    let slot = count;
+    if (count < capacity) num[countAt] = count + 1;
+    else {
+      slot = 0;
+      for (let p = 1; p < capacity; p++) if (num[usedAt + p] < num[usedAt + slot]) slot = p;
+    }
+    const off = po + slot * D;
+    for (let j = 0; j < D; j++) protos[off + j] = w[j];
+    num[usedAt + slot] = clock;
+  }
+  return dist;
+}

@@ -104,33 +104,39 @@ export class Rng {
 
 /**
  * Solves A x = b for a symmetric positive-definite A (row-major n×n) by Cholesky; returns null when
- * A is not positive definite. Allocation is fine: called once per machine per batch.
+ * A is not positive definite.
  */
 export function choleskySolve(a: Float64Array, b: Float64Array, n: number): Float64Array | null {
-  const l = new Float64Array(n * n);
+  const x = new Float64Array(n);
+  return choleskySolveInto(a, b, n, new Float64Array(n * n), new Float64Array(n), x) ? x : null;
+}
+
+/**
+ * `choleskySolve` into caller-owned scratch (`l` ≥ n², `y` and `x` ≥ n; A may be bigger than n×n
+ * storage-wise, it is read as n×n row-major): false when A is not positive definite.
+ */
+export function choleskySolveInto(a: Float64Array, b: Float64Array, n: number, l: Float64Array, y: Float64Array, x: Float64Array): boolean {
   for (let i = 0; i < n; i++) {
     for (let j = 0; j <= i; j++) {
       let s = a[i * n + j];
       for (let k = 0; k < j; k++) s -= l[i * n + k] * l[j * n + k];
       if (i === j) {
-        if (s <= 0) return null;
+        if (s <= 0) return false;
         l[i * n + i] = Math.sqrt(s);
       } else l[i * n + j] = s / l[j * n + j];
     }
   }
-  const y = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     let s = b[i];
     for (let k = 0; k < i; k++) s -= l[i * n + k] * y[k];
     y[i] = s / l[i * n + i];
   }
-  const x = new Float64Array(n);
   for (let i = n - 1; i >= 0; i--) {
     let s = y[i];
     for (let k = i + 1; k < n; k++) s -= l[k * n + i] * x[k];
     x[i] = s / l[i * n + i];
   }
-  return x;
+  return true;
 }
 
 /** The first `n` values of a typed array as a plain array (a loop: ~8x faster than `Array.from` here). */
