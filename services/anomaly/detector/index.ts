@@ -289,8 +289,8 @@ class MachineState {
   batchSurprise: Float64Array;
   batchLikelihood = 0;
   batchTs = 0;
-  /** The call that last touched it (machine scores go out for touched machines only). */
-  touchedCall = -1;
+  /** Fed in this call (machine scores go out for touched machines only; in `touched` while true). */
+  touched = false;
   /** Place in the machine map's insertion order: touched machines are scored in that order. */
   seq = 0;
   /** False once removed from the machine map (evicted, or the detector restored). */
@@ -473,7 +473,6 @@ export async function createDetector(
   /** Slots of streams evicted during a call: freed when it ends (pending readings may still use them). */
   let inCall = false;
   const deadSlots: number[] = [];
-  let callNo = 0;
 
   // Per-call scratch, reused: one entry per accepted point (`Pending` of the object era).
   let cap = 0;
@@ -847,7 +846,6 @@ export async function createDetector(
     const rejected: { point: number; reason: string }[] = [];
     const machineOut: MachineScore[] = [];
     reserve(nIn);
-    const call = ++callNo;
     const tsCol = input.ts;
     const valCol = input.value;
     const season = cfg.season;
@@ -1149,15 +1147,16 @@ export async function createDetector(
       }
       m.batchLikelihood = Math.max(m.batchLikelihood, lik);
       m.batchTs = Math.max(m.batchTs, ts);
-      if (m.touchedCall !== call) {
-        m.touchedCall = call;
+      if (!m.touched) {
+        m.touched = true;
         touched.push(m);
       }
     }
 
-    // Machine scores: once per machine touched in this call, in the machine map's order.
+    // Machine scores: once per machine touched in this call, in the machine map's order. (After a
+    // call that failed half-way its touched machines are scored with the next call, as they always were.)
     touched.sort(bySeq);
-    for (const m of touched) machineOut.push(scoreMachine(m));
+    for (const m of touched) if (m.alive) machineOut.push(scoreMachine(m));
     touched.length = 0;
 
     trainDue();
@@ -1228,6 +1227,7 @@ export async function createDetector(
       }
     }
     updateMachineHist(m, u);
+    m.touched = false;
     m.batchLikelihood = 0;
     m.batchTs = 0;
     m.batchSurprise.fill(0);
