@@ -714,7 +714,7 @@ export async function createDetector(
     // The first readings only seed the scales; their transients must not set the bar for later.
     if (n <= cfg.warmupReadings) return;
     if (d[h + H_REC_FILL] >= recordBlock) {
-      const pos = (d[h + H_REC_POS] + 1) % REC_BLOCKS;
+      const pos = ((d[h + H_REC_POS] | 0) + 1) % REC_BLOCKS;
       d[h + H_REC_POS] = pos;
       d[h + H_BLOCKS + pos] = 0;
       d[h + H_REC_FILL] = 0;
@@ -723,7 +723,7 @@ export async function createDetector(
       d[h + H_REC_MAX] = mx;
     }
     d[h + H_REC_FILL]++;
-    const at = h + H_BLOCKS + d[h + H_REC_POS];
+    const at = h + H_BLOCKS + (d[h + H_REC_POS] | 0);
     if (s > d[at]) d[at] = s;
     if (s > d[h + H_REC_MAX]) d[h + H_REC_MAX] = s;
     d[h + H_REC_LONG] = Math.max(d[h + H_REC_LONG] * longDecay, s);
@@ -797,12 +797,12 @@ export async function createDetector(
   }
 
   function recentHas(d: Float64Array, b: number, ts: number): boolean {
-    const n = d[b + S_RECENT_N];
+    const n = d[b + S_RECENT_N] | 0;
     for (let j = 0; j < n; j++) if (d[b + S_RECENT + j] === ts) return true;
     return false;
   }
   function recentPush(d: Float64Array, b: number, ts: number): void {
-    const pos = d[b + S_RECENT_POS];
+    const pos = d[b + S_RECENT_POS] | 0;
     d[b + S_RECENT + pos] = ts;
     d[b + S_RECENT_POS] = (pos + 1) % RECENT_TS;
     if (d[b + S_RECENT_N] < RECENT_TS) d[b + S_RECENT_N]++;
@@ -905,8 +905,9 @@ export async function createDetector(
       const dtMs = n0 > 0 ? ts - d[b + S_LAST_TS] : 0;
       if (n0 > 0 && d[b + S_DT] > 0 && dtMs > cfg.gapFactor * d[b + S_DT]) d[b + S_RING_LEN] = 0; // gap: old window says nothing about now
       const scale = stepScale(d, b);
-      const ringLen = d[b + S_RING_LEN];
-      const ringPos = d[b + S_RING_POS];
+      // Counters and positions are small integers: read as such (a double `%` is a slow fmod).
+      const ringLen = d[b + S_RING_LEN] | 0;
+      const ringPos = d[b + S_RING_POS] | 0;
       const hasLast = ringLen > 0;
       const last = hasLast ? d[b + S_RING + ((ringPos - 1 + W) % W)] : value;
       let row = -1;
@@ -1009,7 +1010,7 @@ export async function createDetector(
       cols.upper[row] = predicted + cfg.bandSigmas * errSd;
       cols.rawScore[row] = u;
       // Short-term mean surprise against its own history.
-      const shortPos = d[b + S_SHORT_POS];
+      const shortPos = d[b + S_SHORT_POS] | 0;
       if (d[b + S_SHORT_LEN] === K) d[b + S_SHORT_SUM] -= d[b + S_SHORT + shortPos];
       else d[b + S_SHORT_LEN]++;
       d[b + S_SHORT + shortPos] = u;
@@ -1024,11 +1025,11 @@ export async function createDetector(
       d[b + S_STRIDE_SUM] += value;
       d[b + S_STRIDE_N]++;
       if (d[b + S_STRIDE_N] >= cfg.novelty.stride) {
-        const patPos = d[b + S_PAT_POS];
+        const patPos = d[b + S_PAT_POS] | 0;
         d[b + S_PAT + patPos] = d[b + S_STRIDE_SUM] / d[b + S_STRIDE_N];
         const nextPos = (patPos + 1) % ND;
         d[b + S_PAT_POS] = nextPos;
-        const patLen = Math.min(ND, d[b + S_PAT_LEN] + 1);
+        const patLen = Math.min(ND, (d[b + S_PAT_LEN] | 0) + 1);
         d[b + S_PAT_LEN] = patLen;
         d[b + S_STRIDE_SUM] = 0;
         d[b + S_STRIDE_N] = 0;

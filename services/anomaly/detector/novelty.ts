@@ -110,7 +110,7 @@ export function scoreAndLearnAt(
   vigilance: number,
 ): number {
   const D = dim;
-  const count = num[countAt];
+  const count = num[countAt] | 0;
   let best = -1;
   let bestD = Infinity;
   for (let p = 0; p < count; p++) {
