@@ -4,6 +4,8 @@
  * tell which data a model saw and whether its scores looked sane.
  */
 import type { MachineScore, SensorScore } from '../../common/messages.ts';
+import type { ReadingBatch } from '../../common/reading-batch.ts';
+import type { SensorScoreColumns } from './score-columns.ts';
 
 export interface PartitionRange {
   firstOffset: string;
@@ -74,27 +76,45 @@ export class TrainingLedger {
     if (BigInt(last) > BigInt(p.lastOffset)) p.lastOffset = last;
   }
 
+  /** Scores as objects (tests, tools); the same counts as `recordColumns`. */
   recordScores(sensor: SensorScore[], machine: MachineScore[], rejected: number, failed: number): void {
-    const t = this.state.training;
+    this.count(sensor.length, machine.length, rejected, failed);
+    for (const s of sensor) this.sensor(s.ts, s.value, s.lower, s.upper, s.rawScore, s.likelihood, s.warmingUp);
+  }
+
+  /** A scored batch in columns (the service's hot path): rows of `sensor` index points of `input`. */
+  recordColumns(sensor: SensorScoreColumns, input: ReadingBatch, machines: number, rejected: number, failed: number): void {
+    this.count(sensor.n, machines, rejected, failed);
+    const points = sensor.point;
+    for (let k = 0; k < sensor.n; k++) {
+      const i = points[k];
+      this.sensor(input.ts[i], input.value[i], sensor.lower[k], sensor.upper[k], sensor.rawScore[k], sensor.likelihood[k], sensor.warmingUp[k] === 1);
+    }
+  }
+
+  private count(sensor: number, machine: number, rejected: number, failed: number): void {
     const c = this.state.counts;
-    t.readings += sensor.length + rejected + failed;
-    c.sensor += sensor.length;
-    c.machine += machine.length;
+    this.state.training.readings += sensor + rejected + failed;
+    c.sensor += sensor;
+    c.machine += machine;
     c.rejected += rejected;
     c.failed += failed;
-    for (const s of sensor) {
-      if (t.firstEventTs === null || s.ts < t.firstEventTs) t.firstEventTs = s.ts;
-      if (t.lastEventTs === null || s.ts > t.lastEventTs) t.lastEventTs = s.ts;
-      if (s.warmingUp) {
-        c.warming++;
-        continue;
-      }
-      c.warm++;
-      c.likelihoodSum += s.likelihood;
-      c.rawSum += s.rawScore;
-      if (s.likelihood >= 0.99) c.high++;
-      if (s.value >= s.lower && s.value <= s.upper) c.inBand++;
+  }
+
+  private sensor(ts: number, value: number, lower: number, upper: number, rawScore: number, likelihood: number, warmingUp: boolean): void {
+    const t = this.state.training;
+    const c = this.state.counts;
+    if (t.firstEventTs === null || ts < t.firstEventTs) t.firstEventTs = ts;
+    if (t.lastEventTs === null || ts > t.lastEventTs) t.lastEventTs = ts;
+    if (warmingUp) {
+      c.warming++;
+      return;
     }
+    c.warm++;
+    c.likelihoodSum += likelihood;
+    c.rawSum += rawScore;
+    if (likelihood >= 0.99) c.high++;
+    if (value >= lower && value <= upper) c.inBand++;
   }
 
   training(): TrainingInfo {

@@ -33,8 +33,10 @@ import type { ScoringDetector } from './detector-port.ts';
 import type { AnomalyMetrics } from './metrics.ts';
 import type { TrainingLedger } from './ledger.ts';
 import { retry } from '../../common/retry.ts';
+import { ReadingBatch, ReadingDecoder } from '../../common/reading-batch.ts';
 import { BatchScorer, type ScoredGroup } from './scorer.ts';
-import { decodeMessages, deadLetter, encodeDeadLetters, encodeScores, type DecodedBatch, type InputMessage, type OutputMessage } from './records.ts';
+import { decodeMessages, deadLetter, encodeDeadLetters, type DecodedBatch, type OutputMessage } from './records.ts';
+import { ScoreEncoder } from './score-encoder.ts';
 
 interface LaneEntry {
   /** Last offset of the Kafka batch (committed as last + 1). */
@@ -59,15 +61,31 @@ export interface PartitionWork {
   firstOffset: string | null;
   lastOffset: string | null;
   deadLetters: DeadLetter[];
-  /** Kafka record timestamps (ms) of the batch, for the arrival → produced latency. */
-  arrivals: number[];
+  /** Kafka record timestamps (ms) of the batch, for the arrival → produced latency (live pipeline only). */
+  arrivals: Float64Array | null;
   records: number;
   /** Set once the batch reached the detector (it then counts as scored-but-uncommitted). */
   counted?: boolean;
 }
 
-/** Decides per record: score it, skip it (before a replay's start), or it is past a replay's end. */
+/**
+ * Decides per record: score it, skip it (before a replay's start), or it is past a replay's end.
+ * Monotone in the offset (skip… take… stop…): a fetched batch is cut to one contiguous range.
+ */
 export type OffsetFilter = (partition: number, offset: bigint) => 'take' | 'skip' | 'stop';
+
+/** A scored group, encoded: what is produced once the detector is free again. */
+interface Delivery {
+  items: PartitionWork[];
+  topicMessages: { topic: string; messages: OutputMessage[] }[];
+  letters: DeadLetter[];
+  readings: number;
+  sensorScores: number;
+  machineScores: number;
+}
+
+/** Decode batches kept for reuse (their columns grow to the usual batch size once). */
+const DECODE_POOL_MAX = 16;
 
 export interface PipelineOptions {
   name: 'live' | 'rescore';
@@ -100,7 +118,7 @@ export interface PipelineOptions {
 }
 
 export interface Pipeline {
-  readonly scorer: BatchScorer<PartitionWork>;
+  readonly scorer: BatchScorer<PartitionWork, Delivery>;
   readonly consumer: Consumer;
   start(): Promise<void>;
   /** Stops fetching, waits for batches in flight to be produced and committed, leaves the group. */
@@ -140,7 +158,11 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     }
   };
 
-  const scorer = new BatchScorer<PartitionWork>({
+  const decoder = new ReadingDecoder();
+  const encoder = new ScoreEncoder();
+  const decodePool: ReadingBatch[] = [];
+
+  const scorer = new BatchScorer<PartitionWork, Delivery>({
     detector: opts.detector,
     maxReadings: opts.batch.maxReadings,
     targetBatchMs: opts.batch.targetBatchMs,
@@ -151,30 +173,43 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       for (const w of g.items) w.counted = true;
       const ledger = opts.ledger();
       for (const w of g.items) if (w.firstOffset !== null && w.lastOffset !== null) ledger.recordOffsets(w.partition, w.firstOffset, w.lastOffset);
-      ledger.recordScores(g.output.sensor, g.output.machine, g.output.rejected.length, g.failed.length);
+      ledger.recordColumns(g.output.sensor, g.input, g.output.machine.length, g.output.rejected.length, g.failed.length);
       if (g.readings > 0) {
         m.batches.inc(label);
         m.batchReadings.observe(label, g.readings);
         m.scoreDuration.observe(label, g.scoreMs / 1000);
       }
     },
-    deliver: (g) => deliver(g),
+    prepare,
+    deliver,
+    release: (batch) => {
+      batch.clear();
+      if (decodePool.length < DECODE_POOL_MAX) decodePool.push(batch);
+    },
   });
 
-  async function deliver(g: ScoredGroup<PartitionWork>): Promise<void> {
+  /** Encodes a scored group right away, so its columns and input batch die young (or are reused). */
+  function prepare(g: ScoredGroup<PartitionWork>): Delivery {
     const t = now();
     const letters: DeadLetter[] = [];
     for (const w of g.items) for (const d of w.deadLetters) letters.push(d);
     for (const r of g.output.rejected) {
-      letters.push(deadLetter('READING_REJECTED', `detector rejected the reading: ${r.reason}`, { topic: opts.inputTopic, stage: 'detector' }, JSON.stringify(r.reading), t));
+      const json = JSON.stringify(g.input.readingAt(r.point));
+      letters.push(deadLetter('READING_REJECTED', `detector rejected the reading: ${r.reason}`, { topic: opts.inputTopic, stage: 'detector' }, json, t));
     }
     for (const f of g.failed) {
-      letters.push(deadLetter('DETECTOR_FAILED', `detector threw on this reading: ${f.error.message}`, { topic: opts.inputTopic, stage: 'detector' }, JSON.stringify(f.reading), t));
+      const json = JSON.stringify(g.input.readingAt(f.point));
+      letters.push(deadLetter('DETECTOR_FAILED', `detector threw on this reading: ${f.error.message}`, { topic: opts.inputTopic, stage: 'detector' }, json, t));
     }
-    const scoreMessages = encodeScores(g.output.sensor, g.output.machine, opts.batch.maxScoresPerRecord, opts.headers);
+    const scoreMessages = encoder.encode(g.output.sensor, g.input, g.output.machine, g.modelVersion, opts.batch.maxScoresPerRecord, opts.headers);
     const topicMessages: { topic: string; messages: OutputMessage[] }[] = [];
     if (scoreMessages.length > 0) topicMessages.push({ topic: opts.outputTopic, messages: scoreMessages });
     if (letters.length > 0 && opts.deadLetterTopic !== null) topicMessages.push({ topic: opts.deadLetterTopic, messages: encodeDeadLetters(letters) });
+    return { items: g.items, topicMessages, letters, readings: g.readings, sensorScores: g.output.sensor.n, machineScores: g.output.machine.length };
+  }
+
+  async function deliver(d: Delivery): Promise<void> {
+    const { topicMessages } = d;
     if (topicMessages.length > 0) {
       // Re-scoring the batch is not an option (the detector already learned from it): resend until
       // acknowledged. Consumption of these partitions waits meanwhile (backpressure, no skipping).
@@ -192,11 +227,14 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       });
     }
     const acked = now();
-    m.readingsScored.inc(label, g.readings);
-    if (g.output.sensor.length) m.scoresProduced.inc({ ...label, kind: 'sensor' }, g.output.sensor.length);
-    if (g.output.machine.length) m.scoresProduced.inc({ ...label, kind: 'machine' }, g.output.machine.length);
-    for (const d of letters) m.deadLettered.inc({ ...label, code: d.code });
-    if (opts.name === 'live') for (const w of g.items) for (const a of w.arrivals) m.latency.observe(Math.max(0, acked - a) / 1000);
+    m.readingsScored.inc(label, d.readings);
+    if (d.sensorScores) m.scoresProduced.inc({ ...label, kind: 'sensor' }, d.sensorScores);
+    if (d.machineScores) m.scoresProduced.inc({ ...label, kind: 'machine' }, d.machineScores);
+    for (const l of d.letters) m.deadLettered.inc({ ...label, code: l.code });
+    for (const w of d.items) {
+      const arrivals = w.arrivals;
+      if (arrivals !== null) for (let i = 0; i < arrivals.length; i++) m.latency.observe(Math.max(0, acked - arrivals[i]) / 1000);
+    }
   }
 
   const consumer = opts.kafka.consumer({
@@ -278,34 +316,47 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     const { batch } = p;
     if (!p.isRunning() || p.isStale()) return;
     if (prefetch && laneFailure !== null) throw laneFailure;
-    let messages: InputMessage[] = batch.messages;
+    // The records to score are one contiguous range lo..hi of the fetched batch (offsets ascend):
+    // offsets are compared as BigInt only where a replay filter or an earlier delivery may cut it.
+    const messages = batch.messages;
+    let lo = 0;
+    let hi = messages.length;
     const done = deliveredUpTo.get(batch.partition);
-    if (done !== undefined || opts.filter) {
-      const f = opts.filter;
-      messages = batch.messages.filter(
-        (msg) => (done === undefined || BigInt(msg.offset) > done) && (!f || f(batch.partition, BigInt(msg.offset)) === 'take'),
-      );
+    if (done !== undefined && hi > 0 && BigInt(messages[0].offset) <= done) {
+      while (lo < hi && BigInt(messages[lo].offset) <= done) lo++;
     }
-    const decoded: DecodedBatch = { readings: [], deadLetters: [] };
-    decodeMessages(batch.topic, batch.partition, messages, now(), decoded);
-    m.records.inc(label, messages.length);
+    const f = opts.filter;
+    if (f && lo < hi && (f(batch.partition, BigInt(messages[lo].offset)) !== 'take' || f(batch.partition, BigInt(messages[hi - 1].offset)) !== 'take')) {
+      while (lo < hi && f(batch.partition, BigInt(messages[lo].offset)) !== 'take') lo++;
+      while (hi > lo && f(batch.partition, BigInt(messages[hi - 1].offset)) !== 'take') hi--;
+    }
+    const decoded: DecodedBatch = { batch: decodePool.pop() ?? new ReadingBatch(4096), deadLetters: [] };
+    decodeMessages(batch.topic, batch.partition, messages, now(), decoded, decoder, lo, hi);
+    const records = hi - lo;
+    m.records.inc(label, records);
+    let arrivals: Float64Array | null = null;
+    if (opts.name === 'live') {
+      arrivals = new Float64Array(records);
+      for (let i = 0; i < records; i++) arrivals[i] = Number(messages[lo + i].timestamp);
+    }
     const work: PartitionWork = {
       partition: batch.partition,
-      firstOffset: messages.length > 0 ? messages[0].offset : null,
-      lastOffset: messages.length > 0 ? messages[messages.length - 1].offset : null,
+      firstOffset: records > 0 ? messages[lo].offset : null,
+      lastOffset: records > 0 ? messages[hi - 1].offset : null,
       deadLetters: decoded.deadLetters,
-      arrivals: opts.name === 'live' ? messages.map((msg) => Number(msg.timestamp)) : [],
-      records: messages.length,
+      arrivals,
+      records,
     };
-    m.inFlightReadings.inc(label, decoded.readings.length);
+    /** Points submitted (the batch itself is reused once scored). */
+    const n = decoded.batch.n;
+    m.inFlightReadings.inc(label, n);
     if (prefetch) {
       const lane = laneOf(batch.partition);
       lane.commit = p.commitOffsetsIfNecessary;
       const entry: LaneEntry = { last: BigInt(batch.lastOffset()), state: 'pending', work };
       lane.entries.push(entry);
       if (work.lastOffset !== null) deliveredUpTo.set(batch.partition, BigInt(work.lastOffset));
-      const n = decoded.readings.length;
-      scorer.submit(decoded.readings, work).then(
+      scorer.submit(decoded.batch, work).then(
         () => {
           m.inFlightReadings.dec(label, n);
           entry.state = 'done';
@@ -333,9 +384,9 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     }
     try {
       try {
-        await scorer.submit(decoded.readings, work);
+        await scorer.submit(decoded.batch, work);
       } finally {
-        m.inFlightReadings.dec(label, decoded.readings.length);
+        m.inFlightReadings.dec(label, n);
       }
       const last = BigInt(batch.lastOffset());
       if (work.lastOffset !== null) deliveredUpTo.set(batch.partition, BigInt(work.lastOffset));

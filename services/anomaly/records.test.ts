@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DeadLetter, Reading, ScoreRecord } from '../../common/messages.ts';
+import { ReadingBatch, ReadingDecoder } from '../../common/reading-batch.ts';
 import { decodeMessages, encodeScores, isPlainValidReading, type DecodedBatch, type InputMessage } from './records.ts';
 import { FakeDetector, reading } from './test-support/fake-detector.ts';
 
@@ -12,17 +13,32 @@ const msg = (offset: number, value: string | null): InputMessage => ({
 
 describe('services > anomaly > records', () => {
   it('decodes single readings and arrays, and dead-letters what is not a reading with its source', () => {
-    const out: DecodedBatch = { readings: [], deadLetters: [] };
+    const out: DecodedBatch = { batch: new ReadingBatch(2), deadLetters: [] };
     const a = reading({ value: 1 });
     const b = reading({ value: 2, ts: a.ts + 1 });
+    // Key order and spacing the byte decoder does not take (the JSON.parse path) are accepted too.
+    const c = { value: 3, ts: a.ts + 2, sensor: 'temp', machine: 'm1', line: 'l1', site: 's1', receivedAt: 5, unit: 'dég' };
+    const cText = ` ${JSON.stringify(c, null, 1).replace('dég', '\\u0064\\u00e9g')}`;
     decodeMessages(
       'plantwatch.readings',
       3,
-      [msg(10, JSON.stringify(a)), msg(11, JSON.stringify([a, b])), msg(12, '{oops'), msg(13, JSON.stringify({ ...a, value: 'x' })), msg(14, null), msg(15, '[]')],
+      [
+        msg(10, JSON.stringify(a)),
+        msg(11, JSON.stringify([a, b])),
+        msg(12, '{oops'),
+        msg(13, JSON.stringify({ ...a, value: 'x' })),
+        msg(14, null),
+        msg(15, '[]'),
+        msg(16, cText),
+      ],
       42,
       out,
+      new ReadingDecoder(),
     );
-    expect(out.readings.map((r) => r.value)).toEqual([1, 1, 2]);
+    expect(out.batch.toReadings().map((r) => r.value)).toEqual([1, 1, 2, 3]);
+    expect(cText).toContain('\\u00e9');
+    expect(out.batch.readingAt(3)).toEqual(c);
+    expect(out.batch.readingAt(1)).toEqual(a);
     expect(out.deadLetters.map((d) => [d.code, d.source.offset])).toEqual([
       ['PAYLOAD_NOT_JSON', '12'],
       ['READING_INVALID', '13'],

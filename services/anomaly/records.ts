@@ -1,11 +1,16 @@
 /**
- * Kafka records in and out of the anomaly service, as pure functions: readings records are decoded
- * and validated (bad ones become dead letters, never exceptions), scores are grouped into one
- * record per machine.
+ * Kafka records in and out of the anomaly service: readings records are decoded into columns
+ * (`ReadingBatch`) and validated (bad ones become dead letters, never exceptions); scores are
+ * grouped into one record per machine (the hot path writes them from columns, score-encoder.ts;
+ * `encodeScores` here is the object form it must equal).
  */
 import { Reading as ReadingSchema, describeZodError, type DeadLetter, type Reading, type SensorScore, type MachineScore } from '../../common/messages.ts';
 import { z } from 'zod';
 import { machineKey } from '../../common/topics.ts';
+import { ReadingDecoder, type ReadingBatch } from '../../common/reading-batch.ts';
+import type { OutputMessage } from './score-encoder.ts';
+
+export type { OutputMessage } from './score-encoder.ts';
 
 export const COMPONENT = 'anomaly';
 
@@ -15,12 +20,6 @@ export interface InputMessage {
   timestamp: string;
   key: Buffer | null;
   value: Buffer | null;
-}
-
-export interface OutputMessage {
-  key: string;
-  value: string;
-  headers?: Record<string, string>;
 }
 
 const ReadingArray = z.array(ReadingSchema).min(1);
@@ -54,7 +53,8 @@ export function isPlainValidReading(o: unknown): o is Reading {
 }
 
 export interface DecodedBatch {
-  readings: Reading[];
+  /** The readings of every accepted record, in record order. */
+  batch: ReadingBatch;
   deadLetters: DeadLetter[];
 }
 
@@ -69,37 +69,54 @@ export function deadLetter(
   return { code, reason, component: COMPONENT, source, rawBase64: bytes.toString('base64'), receivedAt: now };
 }
 
-/** Decodes one partition's messages; appends to `out` so a caller can merge partitions cheaply. */
-export function decodeMessages(topic: string, partition: number, messages: InputMessage[], now: number, out: DecodedBatch): void {
-  for (const m of messages) {
+/**
+ * Decodes messages `from`..`to` of one partition into `out.batch`. Records the byte decoder is sure
+ * about go straight into columns; the rest through JSON.parse and the `Reading` schema, which
+ * decides and names the bad field in the dead letter.
+ */
+export function decodeMessages(
+  topic: string,
+  partition: number,
+  messages: readonly InputMessage[],
+  now: number,
+  out: DecodedBatch,
+  decoder: ReadingDecoder = new ReadingDecoder(),
+  from = 0,
+  to = messages.length,
+): void {
+  const batch = out.batch;
+  for (let i = from; i < to; i++) {
+    const m = messages[i];
+    const value = m.value;
+    if (value !== null && value.length > 0 && decoder.decode(value, batch) >= 0) continue;
     const source = { topic, partition, offset: m.offset };
-    if (m.value === null || m.value.length === 0) {
-      out.deadLetters.push(deadLetter('PAYLOAD_EMPTY', 'record has no value', source, m.value, now));
+    if (value === null || value.length === 0) {
+      out.deadLetters.push(deadLetter('PAYLOAD_EMPTY', 'record has no value', source, value, now));
       continue;
     }
     let json: unknown;
     try {
-      json = JSON.parse(m.value.toString('utf8'));
+      json = JSON.parse(value.toString('utf8'));
     } catch (err) {
-      out.deadLetters.push(deadLetter('PAYLOAD_NOT_JSON', `value is not JSON: ${(err as Error).message}`, source, m.value, now));
+      out.deadLetters.push(deadLetter('PAYLOAD_NOT_JSON', `value is not JSON: ${(err as Error).message}`, source, value, now));
       continue;
     }
     if (isPlainValidReading(json)) {
-      out.readings.push(json);
+      batch.pushReading(json, decoder.interner);
       continue;
     }
     if (Array.isArray(json) && json.length > 0 && json.every(isPlainValidReading)) {
-      for (const r of json) out.readings.push(r);
+      for (const r of json) batch.pushReading(r, decoder.interner);
       continue;
     }
     // Parsed by shape rather than with the ReadingRecord union, so the reason names the bad field.
     const parsed = Array.isArray(json) ? ReadingArray.safeParse(json) : ReadingSchema.safeParse(json);
     if (!parsed.success) {
-      out.deadLetters.push(deadLetter('READING_INVALID', describeZodError(parsed.error), source, m.value, now));
+      out.deadLetters.push(deadLetter('READING_INVALID', describeZodError(parsed.error), source, value, now));
       continue;
     }
-    if (Array.isArray(parsed.data)) for (const r of parsed.data) out.readings.push(r);
-    else out.readings.push(parsed.data);
+    if (Array.isArray(parsed.data)) for (const r of parsed.data) batch.pushReading(r, decoder.interner);
+    else batch.pushReading(parsed.data, decoder.interner);
   }
 }
 
@@ -112,7 +129,7 @@ export function encodeScores(
   machine: MachineScore[],
   maxPerRecord: number,
   headers?: Record<string, string>,
-): OutputMessage[] {
+): (OutputMessage & { value: string })[] {
   const byMachine = new Map<string, (SensorScore | MachineScore)[]>();
   const add = (s: SensorScore | MachineScore) => {
     const key = machineKey(s);
@@ -122,10 +139,10 @@ export function encodeScores(
   };
   for (const s of sensor) add(s);
   for (const s of machine) add(s);
-  const out: OutputMessage[] = [];
+  const out: (OutputMessage & { value: string })[] = [];
   for (const [key, scores] of byMachine) {
     for (let i = 0; i < scores.length; i += maxPerRecord) {
-      const msg: OutputMessage = { key, value: JSON.stringify(scores.slice(i, i + maxPerRecord)) };
+      const msg: OutputMessage & { value: string } = { key, value: JSON.stringify(scores.slice(i, i + maxPerRecord)) };
       if (headers) msg.headers = headers;
       out.push(msg);
     }

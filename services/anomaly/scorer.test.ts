@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Reading } from '../../common/messages.ts';
+import { ReadingBatch, SeriesInterner } from '../../common/reading-batch.ts';
 import { BatchScorer, type ScoredGroup } from './scorer.ts';
 import { FakeDetector, reading } from './test-support/fake-detector.ts';
 
@@ -13,7 +14,11 @@ function deferred() {
   return { promise, resolve, reject };
 }
 
-const rs = (machine: string, n: number, t0 = 1000): Reading[] => Array.from({ length: n }, (_, i) => reading({ machine, ts: t0 + i, value: i }));
+const interner = new SeriesInterner();
+const readingsOf = (machine: string, n: number, t0 = 1000): Reading[] => Array.from({ length: n }, (_, i) => reading({ machine, ts: t0 + i, value: i }));
+const rs = (machine: string, n: number, t0 = 1000): ReadingBatch => ReadingBatch.fromReadings(readingsOf(machine, n, t0), interner);
+/** A delivered group's sensor scores as messages. */
+const sensorScores = (g: ScoredGroup<unknown>) => g.output.sensor.toSensorScores(g.input, g.modelVersion);
 
 describe('services > anomaly > scorer', () => {
   it('merges batches queued while the detector is busy into one scoreBatch call, in submission order', async () => {
@@ -25,7 +30,7 @@ describe('services > anomaly > scorer', () => {
     // The first batch starts alone; the two queued behind it are scored together.
     expect(det.calls).toEqual([3, 9]);
     expect(delivered.map((g) => g.items)).toEqual([['p0'], ['p1', 'p2']]);
-    expect(delivered[1].output.sensor.map((s) => s.machine)).toEqual([...'bbbbccccc']);
+    expect(sensorScores(delivered[1]).map((s) => s.machine)).toEqual([...'bbbbccccc']);
   });
 
   it('never puts more than maxReadings in one call: a bigger submission is split across calls, in order', async () => {
@@ -41,11 +46,11 @@ describe('services > anomaly > scorer', () => {
   it('adapts the batch limit to the measured cost so that a call takes about targetBatchMs (within min/max)', async () => {
     let clock = 0;
     const det = new FakeDetector();
-    const score = det.scoreBatch.bind(det);
+    const score = det.scoreColumns.bind(det);
     let msPerReading = 0.125;
-    det.scoreBatch = async (r) => {
-      clock += r.length * msPerReading;
-      return score(r);
+    det.scoreColumns = async (b) => {
+      clock += b.n * msPerReading;
+      return score(b);
     };
     const opts = { detector: () => det, deliver: async () => undefined, maxReadings: 1000, maxInFlight: 1, targetBatchMs: 5, minReadings: 16, now: () => clock };
     const scorer = new BatchScorer<number>(opts);
@@ -165,11 +170,11 @@ describe('services > anomaly > scorer', () => {
     const det = new FakeDetector({ poisonValue: 666 });
     let group: ScoredGroup<number> | undefined;
     const scorer = new BatchScorer<number>({ detector: () => det, deliver: async (g) => void (group = g), maxReadings: 100, maxInFlight: 1 });
-    const batch = rs('a', 7);
+    const batch = readingsOf('a', 7);
     batch[4] = { ...batch[4], value: 666 };
-    await scorer.submit(batch, 0);
-    expect(group!.failed.map((f) => f.reading.ts)).toEqual([batch[4].ts]);
-    expect(group!.output.sensor.map((s) => s.ts)).toEqual(batch.filter((_, i) => i !== 4).map((r) => r.ts));
+    await scorer.submit(ReadingBatch.fromReadings(batch, interner), 0);
+    expect(group!.failed.map((f) => group!.input.readingAt(f.point))).toEqual([batch[4]]);
+    expect(sensorScores(group!).map((s) => s.ts)).toEqual(batch.filter((_, i) => i !== 4).map((r) => r.ts));
   });
 
   it('rethrows when every reading fails alone (a broken detector, not bad data): nothing is delivered', async () => {
@@ -197,5 +202,30 @@ describe('services > anomaly > scorer', () => {
     const b = scorer.submit(rs('b', 2), 1);
     await Promise.all([a, snap, b]);
     expect(events).toEqual(['scored 3', 'snapshot', 'scored 2']);
+  });
+
+  it('with prepare, hands a submitted batch back (release) only once every part of it was scored and prepared', async () => {
+    const det = new FakeDetector();
+    const released: string[] = [];
+    const prepared: string[] = [];
+    const batches = [rs('a', 6), rs('b', 2)];
+    const names = new Map(batches.map((b, i) => [b, `b${i}`]));
+    const scorer = new BatchScorer<number, string[]>({
+      detector: () => det,
+      // The prepared form is what gets delivered; the batch must still hold its points here.
+      prepare: (g) => {
+        const machines = sensorScores(g).map((s) => s.machine);
+        prepared.push(machines.join(''));
+        expect(released).toEqual([]); // nothing is handed back before its last part is prepared
+        return machines;
+      },
+      deliver: async () => undefined,
+      release: (b) => released.push(names.get(b)!),
+      maxReadings: 4,
+      maxInFlight: 4,
+    });
+    await Promise.all(batches.map((b, i) => scorer.submit(b, i)));
+    expect(prepared).toEqual(['aaaa', 'aabb']);
+    expect(released).toEqual(['b0', 'b1']);
   });
 });

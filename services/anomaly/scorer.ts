@@ -1,6 +1,6 @@
 /**
  * Batching across streams. Every partition batch the consumer hands over is queued; whenever the
- * detector is free, queued readings are scored in ONE `scoreBatch` call, so under load batches grow
+ * detector is free, queued readings are scored in ONE `scoreColumns` call on one column batch (`ReadingBatch`), so under load batches grow
  * and the per-call cost is shared by more readings. A call takes at most the current batch limit:
  * `maxReadings`, lowered adaptively so that one call is expected to take about `targetBatchMs`
  * (from the measured cost per reading, never below `minReadings`). That bounds how long any reading
@@ -14,29 +14,49 @@
  * a submission is half scored (its offsets could not be committed yet, but the detector would hold
  * part of it).
  */
-import type { Reading } from '../../common/messages.ts';
-import type { ScoreOutputLike, ScoringDetector } from './detector-port.ts';
+import { ReadingBatch } from '../../common/reading-batch.ts';
+import type { ScoringDetector } from './detector-port.ts';
+import { SensorScoreColumns, scoreColumnsViaObjects, type ColumnScoreOutput } from './score-columns.ts';
 
-export interface FailedReading {
-  reading: Reading;
+export interface FailedPoint {
+  /** Index of the point in the group's input batch. */
+  point: number;
   error: Error;
 }
 
 export interface ScoredGroup<T> {
-  output: ScoreOutputLike;
-  /** Readings the detector threw on even when scored alone (dead-lettered by the caller). */
-  failed: FailedReading[];
+  /**
+   * The points scored: the submission itself when the group is exactly one whole submission,
+   * else its parts copied into one batch. Valid until `prepare` returns (then it may be reused).
+   */
+  input: ReadingBatch;
+  /** Scores; rows and rejected points index `input`. */
+  output: ColumnScoreOutput;
+  /** Points the detector threw on even when scored alone (dead-lettered by the caller). */
+  failed: FailedPoint[];
   items: T[];
   readings: number;
   scoreMs: number;
+  /** Version of the detector that scored the group. */
+  modelVersion: string;
 }
 
-export interface BatchScorerOptions<T> {
+export interface BatchScorerOptions<T, D = ScoredGroup<T>> {
   detector: () => ScoringDetector;
-  deliver: (group: ScoredGroup<T>) => Promise<void>;
-  /** Runs right after scoring, before the next call or exclusive work. */
+  /**
+   * Turns a scored group into what `deliver` sends (e.g. encoded records), right after scoring and
+   * before the next call; after it returns, the group's batches are reused. Default: the group itself.
+   */
+  prepare?: (group: ScoredGroup<T>) => D;
+  deliver: (delivery: D) => Promise<void>;
+  /** Runs right after scoring (before `prepare`), before the next call or exclusive work. */
   afterScore?: (group: ScoredGroup<T>) => void;
-  /** Hard cap on readings per `scoreBatch` call. */
+  /**
+   * A submitted batch the scorer no longer reads (every part of it scored and prepared, or given
+   * up): the caller may reuse it. Not called when `prepare` is absent (the group keeps it).
+   */
+  release?: (batch: ReadingBatch) => void;
+  /** Hard cap on readings per scoring call. */
   maxReadings: number;
   maxInFlight: number;
   /** Aim for calls of about this many ms (0: always up to `maxReadings`). */
@@ -47,14 +67,18 @@ export interface BatchScorerOptions<T> {
 }
 
 interface Pending<T> {
-  readings: Reading[];
+  batch: ReadingBatch;
+  /** Points in `batch` when submitted (it is cleared once released for reuse). */
+  n: number;
   meta: T;
   resolve: () => void;
   reject: (err: unknown) => void;
-  /** Readings handed to groups so far. */
+  /** Points handed to groups so far. */
   taken: number;
   /** Groups holding part of it that are not delivered yet. */
   outstanding: number;
+  /** Groups holding part of it that are not prepared yet (the batch is read until then). */
+  reading: number;
   failed: boolean;
 }
 
@@ -63,6 +87,49 @@ interface Part<T> {
   from: number;
   to: number;
 }
+
+/** Appends points from..to of `src` to `dst` (which has room): typed-array copies, no objects. */
+export function copyPoints(src: ReadingBatch, from: number, to: number, dst: ReadingBatch): void {
+  const at = dst.n;
+  const n = to - from;
+  dst.ts.set(src.ts.subarray(from, to), at);
+  dst.value.set(src.value.subarray(from, to), at);
+  dst.receivedAt.set(src.receivedAt.subarray(from, to), at);
+  dst.quality.set(src.quality.subarray(from, to), at);
+  // The value's source text stays with the submission (only line protocol reads it).
+  dst.valueSource.fill(0, at, at + n);
+  const series = dst.series;
+  const unit = dst.unit;
+  for (let i = 0; i < n; i++) {
+    series[at + i] = src.series[from + i];
+    unit[at + i] = src.unit[from + i];
+  }
+  dst.n = at + n;
+}
+
+/** Rows of `b` appended to `a` (the failure-isolation path only). */
+function concatOutputs(a: ColumnScoreOutput, b: ColumnScoreOutput): ColumnScoreOutput {
+  const cols = new SensorScoreColumns(a.sensor.n + b.sensor.n);
+  for (const src of [a.sensor, b.sensor]) {
+    for (let k = 0; k < src.n; k++) {
+      const r = cols.add(src.point[k]);
+      cols.predicted[r] = src.predicted[k];
+      cols.lower[r] = src.lower[k];
+      cols.upper[r] = src.upper[k];
+      cols.rawScore[r] = src.rawScore[k];
+      cols.likelihood[r] = src.likelihood[k];
+      cols.forecastHorizonMs[r] = src.forecastHorizonMs[k];
+      cols.forecastValue[r] = src.forecastValue[k];
+      cols.forecastLower[r] = src.forecastLower[k];
+      cols.forecastUpper[r] = src.forecastUpper[k];
+      cols.timeToLimitMs[r] = src.timeToLimitMs[k];
+      cols.warmingUp[r] = src.warmingUp[k];
+    }
+  }
+  return { sensor: cols, machine: [...a.machine, ...b.machine], rejected: [...a.rejected, ...b.rejected] };
+}
+
+const emptyOutput = (): ColumnScoreOutput => ({ sensor: new SensorScoreColumns(1), machine: [], rejected: [] });
 
 /** A FIFO async lock. */
 export class Lock {
@@ -74,11 +141,12 @@ export class Lock {
   }
 }
 
-const EMPTY: ScoreOutputLike = { sensor: [], machine: [], rejected: [] };
 /** Weight of the newest call in the cost-per-reading estimate. */
 const COST_ALPHA = 0.2;
+/** Copy batches kept for reuse. */
+const POOL_MAX = 8;
 
-export class BatchScorer<T> {
+export class BatchScorer<T, D = ScoredGroup<T>> {
   private readonly queue: Pending<T>[] = [];
   private readonly exclusives: (() => Promise<void>)[] = [];
   private queuedReadings = 0;
@@ -92,8 +160,10 @@ export class BatchScorer<T> {
   private readonly now: () => number;
   /** Measured detector time per reading (ms), 0 until the first call. */
   private msPerReading = 0;
+  /** Batches for groups made of parts (allocating columns per call kept the GC busy). */
+  private readonly pool: ReadingBatch[] = [];
 
-  constructor(private readonly opts: BatchScorerOptions<T>) {
+  constructor(private readonly opts: BatchScorerOptions<T, D>) {
     this.now = opts.now ?? (() => performance.now());
   }
 
@@ -113,11 +183,13 @@ export class BatchScorer<T> {
     return Math.max(Math.min(minReadings, maxReadings), Math.min(maxReadings, Math.floor(targetBatchMs / this.msPerReading)));
   }
 
-  submit(readings: Reading[], meta: T): Promise<void> {
+  /** Queues a batch of points; resolves once all of it was scored and delivered. */
+  submit(batch: ReadingBatch, meta: T): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ readings, meta, resolve, reject, taken: 0, outstanding: 0, failed: false });
-      this.queuedReadings += readings.length;
-      this.unscored += readings.length;
+      const p: Pending<T> = { batch, n: batch.n, meta, resolve, reject, taken: 0, outstanding: 0, reading: 0, failed: false };
+      this.queue.push(p);
+      this.queuedReadings += batch.n;
+      this.unscored += batch.n;
       this.pump();
     });
   }
@@ -172,12 +244,13 @@ export class BatchScorer<T> {
     let n = 0;
     while (this.queue.length > 0 && n < limit) {
       const p = this.queue[0];
-      const to = Math.min(p.readings.length, p.taken + (limit - n));
+      const to = Math.min(p.n, p.taken + (limit - n));
       parts.push({ p, from: p.taken, to });
       p.outstanding++;
+      p.reading++;
       n += to - p.taken;
       p.taken = to;
-      if (to < p.readings.length) break;
+      if (to < p.n) break;
       // Its last part is in this group: the group carries its metadata (offsets, dead letters).
       this.queue.shift();
       items.push(p.meta);
@@ -190,32 +263,69 @@ export class BatchScorer<T> {
     void this.runGroup(parts, items, n);
   }
 
+  /** One batch holding the group's points: the submission itself when it is one whole submission. */
+  private inputOf(parts: Part<T>[], n: number): ReadingBatch {
+    if (parts.length === 1 && parts[0].from === 0 && parts[0].to === parts[0].p.n) return parts[0].p.batch;
+    const batch = this.takeBatch(n);
+    for (const { p, from, to } of parts) copyPoints(p.batch, from, to, batch);
+    return batch;
+  }
+
+  private takeBatch(n: number): ReadingBatch {
+    for (let i = this.pool.length - 1; i >= 0; i--) {
+      const b = this.pool[i];
+      if (b.ts.length >= n) {
+        this.pool.splice(i, 1);
+        return b;
+      }
+    }
+    return new ReadingBatch(Math.max(64, n));
+  }
+
+  private recycle(batch: ReadingBatch): void {
+    batch.clear();
+    if (this.pool.length < POOL_MAX) this.pool.push(batch);
+  }
+
+  /** The group's batches are no longer read: copies go back to the pool, finished submissions to the caller. */
+  private doneReading(parts: Part<T>[], input: ReadingBatch | null): void {
+    const own = parts.length === 1 && input === parts[0].p.batch;
+    if (input !== null && !own) this.recycle(input);
+    if (!this.opts.prepare || !this.opts.release) return;
+    for (const { p } of parts) {
+      p.reading--;
+      if (p.reading === 0 && p.taken === p.n) this.opts.release(p.batch);
+    }
+  }
+
   private async runGroup(parts: Part<T>[], items: T[], n: number): Promise<void> {
-    let group: ScoredGroup<T>;
+    let delivery: D;
+    let input: ReadingBatch | null = null;
     try {
-      const readings =
-        parts.length === 1 && parts[0].from === 0 && parts[0].to === parts[0].p.readings.length
-          ? parts[0].p.readings
-          : parts.flatMap(({ p, from, to }) => (from === 0 && to === p.readings.length ? p.readings : p.readings.slice(from, to)));
+      input = this.inputOf(parts, n);
+      const detector = this.opts.detector();
       const started = this.now();
-      const { output, failed } = await this.scoreIsolatingFailures(readings);
+      const { output, failed } = await this.scoreIsolatingFailures(detector, input, 0, input.n);
       const scoreMs = this.now() - started;
       if (n > 0) {
         const per = scoreMs / n;
         this.msPerReading = this.msPerReading === 0 ? per : this.msPerReading + COST_ALPHA * (per - this.msPerReading);
       }
-      group = { output, failed, items, readings: n, scoreMs };
+      const group: ScoredGroup<T> = { input, output, failed, items, readings: n, scoreMs, modelVersion: detector.modelVersion };
       this.opts.afterScore?.(group);
+      delivery = this.opts.prepare ? this.opts.prepare(group) : (group as unknown as D);
     } catch (err) {
       this.busy = false;
+      if (this.opts.prepare) this.doneReading(parts, input);
       this.finish(parts, n, err);
       return;
     }
+    if (this.opts.prepare) this.doneReading(parts, input);
     // The detector is free: score the next group while this one is produced.
     this.busy = false;
     this.pump();
     try {
-      await this.opts.deliver(group);
+      await this.opts.deliver(delivery);
       this.finish(parts, n, undefined);
     } catch (err) {
       this.finish(parts, n, err);
@@ -231,14 +341,15 @@ export class BatchScorer<T> {
         p.failed = true;
         p.reject(err);
         // The rest of a failed submission is not scored: it will be replayed whole.
-        if (p.taken < p.readings.length && this.queue[0] === p) {
+        if (p.taken < p.n && this.queue[0] === p) {
           this.queue.shift();
-          this.queuedReadings -= p.readings.length - p.taken;
-          this.unscored -= p.readings.length - p.taken;
+          this.queuedReadings -= p.n - p.taken;
+          this.unscored -= p.n - p.taken;
           this.wakeBelow();
-          p.taken = p.readings.length;
+          p.taken = p.n;
+          if (p.reading === 0 && this.opts.prepare && this.opts.release) this.opts.release(p.batch);
         }
-      } else if (!p.failed && p.outstanding === 0 && p.taken === p.readings.length) p.resolve();
+      } else if (!p.failed && p.outstanding === 0 && p.taken === p.n) p.resolve();
     }
     this.pump();
     if (this.queue.length === 0 && this.inFlight === 0) {
@@ -247,31 +358,44 @@ export class BatchScorer<T> {
       for (const w of waiters) w();
     }
   }
+
   /**
-   * A detector that throws on a batch is retried on halves until the reading that makes it throw is
-   * alone; that one is reported as failed and the rest are scored. If every reading fails alone too,
-   * the fault is not in the data (e.g. the backend died): rethrow, so nothing is committed.
+   * A detector that throws on a batch is retried on halves (column ranges) until the point that
+   * makes it throw is alone; that one is reported as failed and the rest are scored. If every point
+   * fails alone too, the fault is not in the data (e.g. the backend died): rethrow, so nothing is
+   * committed. Rows and rejected points of the result index `input`.
    */
-  private async scoreIsolatingFailures(readings: Reading[]): Promise<{ output: ScoreOutputLike; failed: FailedReading[] }> {
-    if (readings.length === 0) return { output: EMPTY, failed: [] };
-    const detector = this.opts.detector();
+  private async scoreIsolatingFailures(
+    detector: ScoringDetector,
+    input: ReadingBatch,
+    from: number,
+    to: number,
+  ): Promise<{ output: ColumnScoreOutput; failed: FailedPoint[] }> {
+    if (to === from) return { output: emptyOutput(), failed: [] };
+    const whole = from === 0 && to === input.n;
+    let range = input;
+    if (!whole) {
+      range = this.takeBatch(to - from);
+      copyPoints(input, from, to, range);
+    }
     try {
-      return { output: await detector.scoreBatch(readings), failed: [] };
+      const output = detector.scoreColumns ? await detector.scoreColumns(range) : await scoreColumnsViaObjects(detector, range);
+      if (from !== 0) {
+        const points = output.sensor.point;
+        for (let k = 0; k < output.sensor.n; k++) points[k] += from;
+        for (const r of output.rejected) r.point += from;
+      }
+      return { output, failed: [] };
     } catch (err) {
-      if (readings.length === 1) return { output: EMPTY, failed: [{ reading: readings[0], error: asError(err) }] };
-      const mid = readings.length >> 1;
-      const a = await this.scoreIsolatingFailures(readings.slice(0, mid));
-      const b = await this.scoreIsolatingFailures(readings.slice(mid));
+      if (to - from === 1) return { output: emptyOutput(), failed: [{ point: from, error: asError(err) }] };
+      const mid = (from + to) >> 1;
+      const a = await this.scoreIsolatingFailures(detector, input, from, mid);
+      const b = await this.scoreIsolatingFailures(detector, input, mid, to);
       const failed = [...a.failed, ...b.failed];
-      if (failed.length === readings.length) throw err;
-      return {
-        output: {
-          sensor: [...a.output.sensor, ...b.output.sensor],
-          machine: [...a.output.machine, ...b.output.machine],
-          rejected: [...a.output.rejected, ...b.output.rejected],
-        },
-        failed,
-      };
+      if (failed.length === to - from) throw err;
+      return { output: concatOutputs(a.output, b.output), failed };
+    } finally {
+      if (!whole) this.recycle(range);
     }
   }
 }

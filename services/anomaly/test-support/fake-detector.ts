@@ -2,16 +2,28 @@
  * A small, deterministic streaming detector for the service's tests: per-stream exponentially
  * weighted mean and variance, a machine score from its sensors. It honours the `ScoringDetector`
  * contract (order per stream, snapshot/restore, rejects late readings) so the service logic can be
- * tested without tfjs; the real models live in `../detector/`.
+ * tested without tfjs; the real models live in `../detector/`. Its `scoreColumns` gives the same
+ * scores as `scoreBatch` without an object per reading, so the benchmark's "fake" rows measure
+ * Kafka and the service's plumbing rather than this detector.
  */
 import type { MachineScore, Reading, SensorScore } from '../../../common/messages.ts';
+import type { ReadingBatch, SeriesEntry } from '../../../common/reading-batch.ts';
 import type { DetectorSnapshotLike, ScoreOutputLike, ScoringDetector, SensorLimits } from '../detector-port.ts';
+import { SensorScoreColumns, TTL_NONE, type ColumnScoreOutput } from '../score-columns.ts';
 
 interface StreamState {
   n: number;
   mean: number;
   variance: number;
   lastTs: number;
+}
+
+/** What `scoreColumns` keeps per interned series: its keys, and its state while `gen` is current. */
+interface SeriesInfo {
+  key: string;
+  machineKey: string;
+  state: StreamState | undefined;
+  gen: number;
 }
 
 interface FakeSnapshot extends DetectorSnapshotLike {
@@ -36,6 +48,9 @@ export class FakeDetector implements ScoringDetector {
   limits: SensorLimits = {};
   disposed = false;
   private streams = new Map<string, StreamState>();
+  private readonly seriesInfo = new WeakMap<SeriesEntry, SeriesInfo>();
+  /** Bumped when `streams` is replaced (restore): cached states are stale then. */
+  private gen = 0;
   private readonly warmup: number;
   private readonly alpha: number;
 
@@ -112,6 +127,82 @@ export class FakeDetector implements ScoringDetector {
     return out;
   }
 
+  async scoreColumns(input: ReadingBatch): Promise<ColumnScoreOutput> {
+    if (this.disposed) throw new Error('detector disposed');
+    const n = input.n;
+    this.calls.push(n);
+    if (this.opts.delayMs) await new Promise((r) => setTimeout(r, this.opts.delayMs));
+    if (this.opts.poisonValue !== undefined) for (let i = 0; i < n; i++) if (input.value[i] === this.opts.poisonValue) throw new Error('poison reading');
+    const cols = new SensorScoreColumns(n);
+    const rejected: ColumnScoreOutput['rejected'] = [];
+    const perMachine = new Map<string, { last: number; raw: Record<string, number>; warming: boolean }>();
+    const hasLimits = Object.keys(this.limits).length > 0;
+    for (let i = 0; i < n; i++) {
+      const e = input.series[i];
+      let info = this.seriesInfo.get(e);
+      if (info === undefined) {
+        const key = `${e.site}/${e.line}/${e.machine}/${e.sensor}`;
+        this.seriesInfo.set(e, (info = { key, machineKey: `${e.site}/${e.line}/${e.machine}`, state: this.streams.get(key), gen: this.gen }));
+      } else if (info.gen !== this.gen) {
+        info.state = this.streams.get(info.key);
+        info.gen = this.gen;
+      }
+      const ts = input.ts[i];
+      const value = input.value[i];
+      let s = info.state;
+      if (s && ts < s.lastTs) {
+        rejected.push({ point: i, reason: `late: ts ${ts} before ${s.lastTs}` });
+        continue;
+      }
+      if (!s) {
+        s = info.state = { n: 0, mean: value, variance: 1, lastTs: ts };
+        this.streams.set(info.key, s);
+      }
+      const sd = Math.sqrt(s.variance);
+      const raw = Math.abs(value - s.mean) / sd;
+      const k = cols.add(i);
+      cols.predicted[k] = s.mean;
+      cols.lower[k] = s.mean - 3 * sd;
+      cols.upper[k] = s.mean + 3 * sd;
+      cols.rawScore[k] = raw;
+      cols.likelihood[k] = 1 - Math.exp(-raw / 3);
+      const warming = s.n < this.warmup;
+      cols.warmingUp[k] = warming ? 1 : 0;
+      if (hasLimits) {
+        const limit = this.limits[info.key];
+        if (limit) cols.timeToLimitMs[k] = limit.upper !== undefined && value >= limit.upper ? 0 : TTL_NONE;
+      }
+      const d = value - s.mean;
+      s.mean += this.alpha * d;
+      s.variance = Math.max(1e-6, (1 - this.alpha) * (s.variance + this.alpha * d * d));
+      s.n++;
+      s.lastTs = ts;
+      let m = perMachine.get(info.machineKey);
+      if (!m) perMachine.set(info.machineKey, (m = { last: i, raw: {}, warming: false }));
+      m.last = i;
+      m.raw[e.sensor] = raw;
+      m.warming ||= warming;
+    }
+    const machine: MachineScore[] = [];
+    for (const { last, raw, warming } of perMachine.values()) {
+      const e = input.series[last];
+      const total = Object.values(raw).reduce((a, b) => a + b, 0);
+      machine.push({
+        kind: 'machine',
+        site: e.site,
+        line: e.line,
+        machine: e.machine,
+        ts: input.ts[last],
+        rawScore: total,
+        likelihood: 1 - Math.exp(-total / 3),
+        contributions: Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, total === 0 ? 1 / Object.keys(raw).length : v / total])),
+        modelVersion: this.modelVersion,
+        warmingUp: warming,
+      });
+    }
+    return { sensor: cols, machine, rejected };
+  }
+
   setLimits(limits: SensorLimits): void {
     this.limits = limits;
   }
@@ -129,6 +220,7 @@ export class FakeDetector implements ScoringDetector {
     const snap = s as FakeSnapshot;
     if (!Array.isArray(snap.streams)) throw new Error('not a fake detector snapshot');
     this.streams = new Map(snap.streams.map(([k, v]) => [k, { ...v }]));
+    this.gen++;
     this.modelVersion = snap.version;
   }
 
