@@ -4,7 +4,9 @@
  * `--batch` readings over S streams (machines of 10 sensors), each stream warmed past a full window.
  *
  *   npx tsx services/anomaly/detector/bench-raw.ts [--streams 10000,100000] [--before DIR/index.ts]
- *        [--paths columns,batch] [--warm 24] [--rounds 8] [--batch 2048] [--objects 10000]
+ *        [--paths columns,batch] [--warm 24] [--rounds 8] [--min-readings 800000] [--batch 2048] [--objects 10000]
+ *
+ * Measured: `--rounds` rounds of every stream, more if that is under `--min-readings` readings.
  *
  * Each (implementation, path, streams) runs in its own process (own heap, --expose-gc), in
  * alternating order. `--before` is another copy of this folder's index.ts (e.g. from a `git worktree`
@@ -28,6 +30,7 @@ const { values: args } = parseArgs({
     paths: { type: 'string', default: 'columns' },
     warm: { type: 'string', default: '24' },
     rounds: { type: 'string', default: '8' },
+    'min-readings': { type: 'string', default: '800000' },
     batch: { type: 'string', default: '2048' },
     objects: { type: 'string', default: '0' },
     // child only
@@ -46,6 +49,8 @@ interface Result {
   heapBytesPerStream: number;
   bufferBytesPerStream: number;
   stateBytesPerStream: number;
+  /** One full snapshot() (capture + complete: the state as JSON-ready objects). */
+  snapshotMs: number;
   objectsPerStream: number | null;
   readings: number;
 }
@@ -151,6 +156,10 @@ async function child(): Promise<void> {
   gc();
   const heap1 = process.memoryUsage();
   const objects1 = countObjects ? await heapObjects() : 0;
+  const s0 = performance.now();
+  const snap = await det.snapshot();
+  const snapshotMs = performance.now() - s0;
+  if (snap.streams.length !== S) throw new Error(`snapshot has ${snap.streams.length} streams, expected ${S}`);
   const res: Result = {
     cpuUsPerReading: cpuUs / measured,
     gcMsPerM: (gcMs / measured) * 1e6,
@@ -158,6 +167,7 @@ async function child(): Promise<void> {
     bufferBytesPerStream: (heap1.arrayBuffers - heap0.arrayBuffers) / S,
     stateBytesPerStream: det.stateBytes() / det.streamCount(),
     objectsPerStream: countObjects ? (objects1 - objects0) / S : null,
+    snapshotMs,
     readings: measured,
   };
   process.stdout.write(`RESULT ${JSON.stringify(res)}\n`);
@@ -165,8 +175,9 @@ async function child(): Promise<void> {
 }
 
 function runChild(impl: string, path: string, n: number): Promise<Result> {
+  const rounds = Math.max(Number(args.rounds), Math.ceil(Number(args['min-readings']) / n));
   return new Promise((resolve, reject) => {
-    const argv = ['--expose-gc', '--max-old-space-size=6144', '--import', 'tsx', fileURLToPath(import.meta.url), '--role', 'child', '--impl', impl, '--path', path, '--n', String(n), '--warm', args.warm!, '--rounds', args.rounds!, '--batch', args.batch!, '--objects', args.objects!];
+    const argv = ['--expose-gc', '--max-old-space-size=6144', '--import', 'tsx', fileURLToPath(import.meta.url), '--role', 'child', '--impl', impl, '--path', path, '--n', String(n), '--warm', args.warm!, '--rounds', String(rounds), '--batch', args.batch!, '--objects', args.objects!];
     const p = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -184,9 +195,9 @@ async function main(): Promise<void> {
   const variants: { name: string; impl: string; path: string }[] = [];
   if (args.before) variants.push({ name: 'before: scoreBatch', impl: args.before, path: 'batch' });
   for (const p of args.paths!.split(',')) variants.push({ name: `this: ${p === 'columns' ? 'scoreColumns' : 'scoreBatch'}`, impl: HERE, path: p });
-  console.log(`raw detector, batches of ${args.batch}, ${args.warm} warm-up rounds then ${args.rounds} measured rounds of every stream; ratios against the first row of each stream count`);
-  console.log('| streams | detector | CPU µs/reading | ratio | GC ms per 1M readings | ratio | JS heap bytes/stream | ratio | ArrayBuffer bytes/stream (incl. tfjs wasm growth) | heap objects/stream | stateBytes()/stream |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log(`raw detector, batches of ${args.batch}, ${args.warm} warm-up rounds then ≥ ${args.rounds} measured rounds of every stream (≥ ${args['min-readings']} readings); ratios against the first row of each stream count`);
+  console.log('| streams | detector | CPU µs/reading | ratio | GC ms per 1M readings | ratio | JS heap bytes/stream | ratio | ArrayBuffer bytes/stream (incl. tfjs wasm growth) | heap objects/stream | stateBytes()/stream | snapshot() s | ratio |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const n of counts) {
     const results: Result[] = [];
     for (const v of variants) results.push(await runChild(v.impl, v.path, n));
@@ -194,7 +205,7 @@ async function main(): Promise<void> {
     const r2 = (x: number, y: number) => (y > 0 ? (x / y).toFixed(2) : '–');
     results.forEach((r, i) => {
       console.log(
-        `| ${n} | ${variants[i].name} | ${r.cpuUsPerReading.toFixed(2)} | ${r2(r.cpuUsPerReading, base.cpuUsPerReading)} | ${r.gcMsPerM.toFixed(0)} | ${r2(r.gcMsPerM, base.gcMsPerM)} | ${r.heapBytesPerStream.toFixed(0)} | ${r2(r.heapBytesPerStream, base.heapBytesPerStream)} | ${r.bufferBytesPerStream.toFixed(0)} | ${r.objectsPerStream === null ? '–' : r.objectsPerStream.toFixed(1)} | ${r.stateBytesPerStream.toFixed(0)} |`,
+        `| ${n} | ${variants[i].name} | ${r.cpuUsPerReading.toFixed(2)} | ${r2(r.cpuUsPerReading, base.cpuUsPerReading)} | ${r.gcMsPerM.toFixed(0)} | ${r2(r.gcMsPerM, base.gcMsPerM)} | ${r.heapBytesPerStream.toFixed(0)} | ${r2(r.heapBytesPerStream, base.heapBytesPerStream)} | ${r.bufferBytesPerStream.toFixed(0)} | ${r.objectsPerStream === null ? '–' : r.objectsPerStream.toFixed(1)} | ${r.stateBytesPerStream.toFixed(0)} | ${(r.snapshotMs / 1000).toFixed(1)} | ${r2(r.snapshotMs, base.snapshotMs)} |`,
       );
     });
   }

@@ -275,20 +275,21 @@ interface MachineStateJson {
   histVar: number;
 }
 
+/*
+ * Machine slot layout (doubles; MC = maxSensorsPerMachine): counters, the score history (the same
+ * first three fields as a stream's Hist block, so the same functions serve both), then the sensors'
+ * latest standardised values, their EWMA mean, this call's largest surprise, the presence flags and
+ * the MC×MC covariance.
+ */
+const M_UPDATES = 0;
+const M_HIST = 1;
+const M_BATCH_LIK = 4;
+const M_BATCH_TS = 5;
+const M_LATEST = 6;
+
+/** A machine: identity, sensor names, and where its numbers are (no boxed number, no array buffer of its own). */
 class MachineState {
   sensors: string[] = [];
-  latest: Float64Array;
-  has: Uint8Array;
-  mean: Float64Array;
-  cov: Float64Array;
-  updates = 0;
-  histN = 0;
-  histMean = 0;
-  histVar = 0;
-  /** Sensor likelihood/surprise seen in the current batch (not checkpointed: per-call scratch). */
-  batchSurprise: Float64Array;
-  batchLikelihood = 0;
-  batchTs = 0;
   /** Fed in this call (machine scores go out for touched machines only; in `touched` while true). */
   touched = false;
   /** Place in the machine map's insertion order: touched machines are scored in that order. */
@@ -302,59 +303,30 @@ class MachineState {
     readonly line: string,
     readonly machine: string,
     readonly cap: number,
-  ) {
-    this.latest = new Float64Array(cap);
-    this.has = new Uint8Array(cap);
-    this.mean = new Float64Array(cap);
-    this.cov = new Float64Array(cap * cap);
-    this.batchSurprise = new Float64Array(cap);
-  }
+    readonly slotId: number,
+    /** Its pooled doubles, from `b` on (layout above; offsets of the arrays in `MachineLayout`). */
+    readonly d: Float64Array,
+    readonly b: number,
+  ) {}
+}
 
-  slot(sensor: string): number {
-    let i = this.sensors.indexOf(sensor);
-    if (i < 0 && this.sensors.length < this.cap) {
-      i = this.sensors.length;
-      this.sensors.push(sensor);
-      this.cov[i * this.cap + i] = 1;
-    }
-    return i;
-  }
+/** Offsets of a machine's arrays in its slot (they depend on maxSensorsPerMachine). */
+interface MachineLayout {
+  latest: number;
+  mean: number;
+  surprise: number;
+  has: number;
+  cov: number;
+  size: number;
+}
 
-  bytes(): number {
-    return this.latest.byteLength * 3 + this.has.byteLength + this.cov.byteLength + 64 * this.sensors.length + 128;
-  }
-
-  toJson(): MachineStateJson {
-    return {
-      key: this.key,
-      site: this.site,
-      line: this.line,
-      machine: this.machine,
-      sensors: [...this.sensors],
-      latest: toArray(this.latest),
-      has: toArray(this.has),
-      mean: toArray(this.mean),
-      cov: toArray(this.cov),
-      updates: this.updates,
-      histN: this.histN,
-      histMean: this.histMean,
-      histVar: this.histVar,
-    };
-  }
-
-  static fromJson(j: MachineStateJson, cap: number): MachineState {
-    const m = new MachineState(j.key, j.site, j.line, j.machine, cap);
-    m.sensors = [...j.sensors];
-    m.latest.set(j.latest);
-    m.has.set(j.has);
-    m.mean.set(j.mean);
-    m.cov.set(j.cov);
-    m.updates = j.updates;
-    m.histN = j.histN;
-    m.histMean = j.histMean;
-    m.histVar = j.histVar;
-    return m;
-  }
+function machineLayout(cap: number): MachineLayout {
+  const latest = M_LATEST;
+  const mean = latest + cap;
+  const surprise = mean + cap;
+  const has = surprise + cap;
+  const cov = has + cap;
+  return { latest, mean, surprise, has, cov, size: cov + cap * cap };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -432,6 +404,10 @@ export async function createDetector(
   const F32_SIZE = F_PROTOS + ND * NP;
   const newPool = () => new SlotPool(F64_SIZE, F32_SIZE, 256);
   let pool = newPool();
+  const MC = cfg.maxSensorsPerMachine;
+  const ML = machineLayout(MC);
+  const newMachinePool = () => new SlotPool(ML.size, 0, 64);
+  let machinePool = newMachinePool();
   /**
    * Owner token of the state cache on series entries: a new one after restore() or dispose()
    * invalidates every cached state at once.
@@ -448,7 +424,7 @@ export async function createDetector(
     for (const c of copies) if (c.streams.delete(st)) c.streamJson.set(st, streamJson(st));
   }
   function keepMachine(m: MachineState): void {
-    for (const c of copies) if (c.machines.delete(m)) c.machineJson.set(m, m.toJson());
+    for (const c of copies) if (c.machines.delete(m)) c.machineJson.set(m, machineJson(m));
   }
   let limits: Record<string, { upper?: number; lower?: number }> = {};
   let limitsVersion = 0;
@@ -473,6 +449,7 @@ export async function createDetector(
   /** Slots of streams evicted during a call: freed when it ends (pending readings may still use them). */
   let inCall = false;
   const deadSlots: number[] = [];
+  const deadMachineSlots: number[] = [];
 
   // Per-call scratch, reused: one entry per accepted point (`Pending` of the object era).
   let cap = 0;
@@ -506,7 +483,6 @@ export async function createDetector(
   const touched: MachineState[] = [];
   const bySeq = (a: MachineState, b: MachineState) => a.seq - b.seq;
   // scoreMachine scratch
-  const MC = cfg.maxSensorsPerMachine;
   const mIdx = new Int32Array(MC);
   const mD = new Float64Array(MC);
   const mA = new Float64Array(MC * MC);
@@ -527,6 +503,22 @@ export async function createDetector(
     d[b + S_MAX] = -Infinity;
     d[b + S_LAST_ALERT] = -1e12;
     return st;
+  }
+
+  function newMachine(key: string, site: string, line: string, machine: string): MachineState {
+    const slot = machinePool.alloc();
+    return new MachineState(key, site, line, machine, MC, slot, machinePool.f64Of(slot), machinePool.f64Base(slot));
+  }
+
+  /** The sensor's index in the machine model; a new sensor gets the next free one (-1 when full). */
+  function machineSlot(m: MachineState, sensor: string): number {
+    let i = m.sensors.indexOf(sensor);
+    if (i < 0 && m.sensors.length < m.cap) {
+      i = m.sensors.length;
+      m.sensors.push(sensor);
+      m.d[m.b + ML.cov + i * m.cap + i] = 1;
+    }
+    return i;
   }
 
   function addMachine(m: MachineState): void {
@@ -595,11 +587,17 @@ export async function createDetector(
     const m = machines.get(mk);
     if (m) {
       if (copies.length > 0) keepMachine(m);
+      const md = m.d;
+      const hb = m.b + ML.has;
       const i = m.sensors.indexOf(st.sensor);
-      if (i >= 0) m.has[i] = 0;
-      if (!m.has.some((h) => h === 1)) {
+      if (i >= 0) md[hb + i] = 0;
+      let any = false;
+      for (let j = 0; j < MC; j++) if (md[hb + j] === 1) any = true;
+      if (!any) {
         machines.delete(mk);
         m.alive = false;
+        if (inCall) deadMachineSlots.push(m.slotId);
+        else machinePool.release(m.slotId);
       }
     }
   }
@@ -669,12 +667,6 @@ export async function createDetector(
     return likelihoodOf((u - d[h + H_MEAN]) / sd);
   }
 
-  /** The same for a machine's history. */
-  function machineLikelihood(m: MachineState, u: number): number {
-    if (m.histN < 8) return 0;
-    const sd = Math.max(Math.sqrt(m.histVar), cfg.minSurpriseSpread);
-    return likelihoodOf((u - m.histMean) / sd);
-  }
 
   /**
    * Record calibration: a score as large as the largest of the stream's recent history (a maximum
@@ -740,14 +732,6 @@ export async function createDetector(
     d[h + H_VAR] = (1 - a) * (d[h + H_VAR] + a * dd * dd);
   }
 
-  function updateMachineHist(m: MachineState, u: number): void {
-    if (m.histN >= 8) u = Math.min(u, m.histMean + 5 * Math.sqrt(m.histVar) + 0.1);
-    m.histN++;
-    const a = Math.max(1 / m.histN, histAlpha);
-    const d = u - m.histMean;
-    m.histMean += a * d;
-    m.histVar = (1 - a) * (m.histVar + a * d * d);
-  }
 
   function limitOf(st: SensorState): { upper?: number; lower?: number } | undefined {
     if (st.limVer !== limitsVersion) {
@@ -835,6 +819,8 @@ export async function createDetector(
       inCall = false;
       for (const s of deadSlots) pool.release(s);
       deadSlots.length = 0;
+      for (const s of deadMachineSlots) machinePool.release(s);
+      deadMachineSlots.length = 0;
       for (let k = 0; k < cap && pSt[k] !== undefined; k++) pSt[k] = undefined;
     }
   }
@@ -972,7 +958,7 @@ export async function createDetector(
         m = machines.get(st.machineKey);
         if (!m) {
           const e = input.series[i];
-          m = new MachineState(st.machineKey, e.site, e.line, e.machine, MC);
+          m = newMachine(st.machineKey, e.site, e.line, e.machine);
           addMachine(m);
         }
         st.m = m;
@@ -1140,14 +1126,16 @@ export async function createDetector(
       sinceTrain++;
       // Feed the machine model.
       let slot = st.mSlot;
-      if (slot === -2) slot = st.mSlot = m.slot(st.sensor);
+      if (slot === -2) slot = st.mSlot = machineSlot(m, st.sensor);
+      const md = m.d;
+      const mb = m.b;
       if (slot >= 0) {
-        m.latest[slot] = (value - d[b + S_VAL_MEAN]) / Math.max(Math.sqrt(d[b + S_VAL_VAR]), 1e-3 * scale, 1e-12);
-        m.has[slot] = 1;
-        m.batchSurprise[slot] = Math.max(m.batchSurprise[slot], u);
+        md[mb + ML.latest + slot] = (value - d[b + S_VAL_MEAN]) / Math.max(Math.sqrt(d[b + S_VAL_VAR]), 1e-3 * scale, 1e-12);
+        md[mb + ML.has + slot] = 1;
+        md[mb + ML.surprise + slot] = Math.max(md[mb + ML.surprise + slot], u);
       }
-      m.batchLikelihood = Math.max(m.batchLikelihood, lik);
-      m.batchTs = Math.max(m.batchTs, ts);
+      md[mb + M_BATCH_LIK] = Math.max(md[mb + M_BATCH_LIK], lik);
+      md[mb + M_BATCH_TS] = Math.max(md[mb + M_BATCH_TS], ts);
       if (!m.touched) {
         m.touched = true;
         touched.push(m);
@@ -1166,14 +1154,21 @@ export async function createDetector(
 
   function scoreMachine(m: MachineState): MachineScore {
     const cap = m.cap;
+    const md = m.d;
+    const mb = m.b;
+    const latest = mb + ML.latest;
+    const mean = mb + ML.mean;
+    const surprise = mb + ML.surprise;
+    const has = mb + ML.has;
+    const cov = mb + ML.cov;
     const idx = mIdx;
     let k = 0;
-    for (let i = 0; i < m.sensors.length; i++) if (m.has[i]) idx[k++] = i;
+    for (let i = 0; i < m.sensors.length; i++) if (md[has + i]) idx[k++] = i;
     const d = mD;
     const a = mA;
     for (let i = 0; i < k; i++) {
-      d[i] = m.latest[idx[i]] - m.mean[idx[i]];
-      for (let j = 0; j < k; j++) a[i * k + j] = m.cov[idx[i] * cap + idx[j]] + (i === j ? 0.05 : 0); // shrinkage
+      d[i] = md[latest + idx[i]] - md[mean + idx[i]];
+      for (let j = 0; j < k; j++) a[i * k + j] = md[cov + idx[i] * cap + idx[j]] + (i === j ? 0.05 : 0); // shrinkage
     }
     const solved = choleskySolveInto(a, d, k, mL, mY, mX);
     const parts = mParts;
@@ -1186,18 +1181,19 @@ export async function createDetector(
     } else parts.fill(0, 0, k);
     d2 = Math.max(d2, 0);
     const u = k > 0 ? chiSquareSurprise(d2, k) : 0;
-    let lik = m.updates >= 16 ? machineLikelihood(m, u) : 0;
-    lik = Math.max(lik, m.batchLikelihood);
+    const updates = md[mb + M_UPDATES];
+    let lik = updates >= 16 ? surpriseToLikelihood(md, mb + M_HIST, u, cfg.minSurpriseSpread) : 0;
+    lik = Math.max(lik, md[mb + M_BATCH_LIK]);
     // Contributions: half from the multivariate decomposition, half from each sensor's own surprise.
     const contributions: Record<string, number> = {};
     let sp = 0;
     let ss = 0;
     for (let i = 0; i < k; i++) {
       sp += Math.max(parts[i], 0);
-      ss += m.batchSurprise[idx[i]];
+      ss += md[surprise + idx[i]];
     }
     for (let i = 0; i < k; i++) {
-      const c = (sp > 0 ? 0.5 * Math.max(parts[i], 0) / sp : 0.5 / k) + (ss > 0 ? 0.5 * m.batchSurprise[idx[i]] / ss : 0.5 / k);
+      const c = (sp > 0 ? 0.5 * Math.max(parts[i], 0) / sp : 0.5 / k) + (ss > 0 ? 0.5 * md[surprise + idx[i]] / ss : 0.5 / k);
       contributions[m.sensors[idx[i]]] = c;
     }
     const score: MachineScore = {
@@ -1205,37 +1201,82 @@ export async function createDetector(
       site: m.site,
       line: m.line,
       machine: m.machine,
-      ts: m.batchTs,
+      ts: md[mb + M_BATCH_TS],
       rawScore: Math.sqrt(d2),
       likelihood: lik,
       contributions,
       modelVersion: cfg.modelVersion,
-      warmingUp: m.updates < cfg.warmupReadings,
+      warmingUp: updates < cfg.warmupReadings,
     };
     // Learn (after scoring): EWMA mean and covariance over the sensors present.
-    m.updates++;
-    const al = Math.max(1 / m.updates, normAlpha);
+    const n = updates + 1;
+    md[mb + M_UPDATES] = n;
+    const al = Math.max(1 / n, normAlpha);
     for (let q = 0; q < k; q++) {
       const i = idx[q];
-      m.mean[i] += al * (m.latest[i] - m.mean[i]);
+      md[mean + i] += al * (md[latest + i] - md[mean + i]);
     }
     for (let p = 0; p < k; p++) {
       const i = idx[p];
       for (let q = 0; q < k; q++) {
         const j = idx[q];
-        const c = (m.latest[i] - m.mean[i]) * (m.latest[j] - m.mean[j]);
-        m.cov[i * cap + j] = (1 - al) * m.cov[i * cap + j] + al * c;
+        const c = (md[latest + i] - md[mean + i]) * (md[latest + j] - md[mean + j]);
+        md[cov + i * cap + j] = (1 - al) * md[cov + i * cap + j] + al * c;
       }
     }
-    updateMachineHist(m, u);
+    updateHist(md, mb + M_HIST, u);
     m.touched = false;
-    m.batchLikelihood = 0;
-    m.batchTs = 0;
-    m.batchSurprise.fill(0);
+    md[mb + M_BATCH_LIK] = 0;
+    md[mb + M_BATCH_TS] = 0;
+    md.fill(0, surprise, surprise + cap);
     return score;
   }
 
+  function machineJson(m: MachineState): MachineStateJson {
+    const md = m.d;
+    const mb = m.b;
+    return {
+      key: m.key,
+      site: m.site,
+      line: m.line,
+      machine: m.machine,
+      sensors: [...m.sensors],
+      latest: valuesAt(md, mb + ML.latest, MC),
+      has: valuesAt(md, mb + ML.has, MC),
+      mean: valuesAt(md, mb + ML.mean, MC),
+      cov: valuesAt(md, mb + ML.cov, MC * MC),
+      updates: md[mb + M_UPDATES],
+      histN: md[mb + M_HIST + H_N],
+      histMean: md[mb + M_HIST + H_MEAN],
+      histVar: md[mb + M_HIST + H_VAR],
+    };
+  }
+
+  function machineFromJson(j: MachineStateJson): MachineState {
+    const m = newMachine(j.key, j.site, j.line, j.machine);
+    const md = m.d;
+    const mb = m.b;
+    m.sensors = [...j.sensors];
+    md.set(j.latest.slice(0, MC), mb + ML.latest);
+    // presence flags were a Uint8Array: the same conversion
+    for (let i = 0; i < Math.min(MC, j.has.length); i++) md[mb + ML.has + i] = j.has[i] & 255;
+    md.set(j.mean.slice(0, MC), mb + ML.mean);
+    md.set(j.cov.slice(0, MC * MC), mb + ML.cov);
+    md[mb + M_UPDATES] = j.updates;
+    md[mb + M_HIST + H_N] = j.histN;
+    md[mb + M_HIST + H_MEAN] = j.histMean;
+    md[mb + M_HIST + H_VAR] = j.histVar;
+    return m;
+  }
+
   // ------------------------------------------------------------------ checkpoint form of a stream
+
+  /** `n` values of a typed array from `off` as a plain array (no view object per field). */
+  function valuesAt(t: Float64Array | Float32Array, off: number, n: number): number[] {
+    const a = new Array<number>(n);
+    for (let i = 0; i < n; i++) a[i] = t[off + i];
+    return a;
+  }
 
   function histJson(d: Float64Array, h: number): HistJson {
     return {
@@ -1243,7 +1284,7 @@ export async function createDetector(
       histMean: d[h + H_MEAN],
       histVar: d[h + H_VAR],
       recMax: d[h + H_REC_MAX],
-      recBlocks: toArray(d.subarray(h + H_BLOCKS, h + H_BLOCKS + REC_BLOCKS)),
+      recBlocks: valuesAt(d, h + H_BLOCKS, REC_BLOCKS),
       recPos: d[h + H_REC_POS],
       recFill: d[h + H_REC_FILL],
       recLong: d[h + H_REC_LONG],
@@ -1305,15 +1346,15 @@ export async function createDetector(
       patPos: d[b + S_PAT_POS],
       strideSum: d[b + S_STRIDE_SUM],
       strideN: d[b + S_STRIDE_N],
-      ring: toArray(d.subarray(b + S_RING, b + S_RING + W)),
-      short: toArray(d.subarray(b + S_SHORT, b + S_SHORT + K)),
-      pat: toArray(d.subarray(b + S_PAT, b + S_PAT + ND)),
-      seasonMean: toArray(f.subarray(fb + F_SEASON_MEAN, fb + F_SEASON_MEAN + SB)),
-      seasonDev: toArray(f.subarray(fb + F_SEASON_DEV, fb + F_SEASON_DEV + SB)),
-      seasonN: toArray(f.subarray(fb + F_SEASON_N, fb + F_SEASON_N + SB)),
+      ring: valuesAt(d, b + S_RING, W),
+      short: valuesAt(d, b + S_SHORT, K),
+      pat: valuesAt(d, b + S_PAT, ND),
+      seasonMean: valuesAt(f, fb + F_SEASON_MEAN, SB),
+      seasonDev: valuesAt(f, fb + F_SEASON_DEV, SB),
+      seasonN: valuesAt(f, fb + F_SEASON_N, SB),
       novelty: {
-        protos: toArray(f.subarray(fb + F_PROTOS, fb + F_PROTOS + count * ND)),
-        used: toArray(d.subarray(b + S_NOV_USED, b + S_NOV_USED + count)),
+        protos: valuesAt(f, fb + F_PROTOS, count * ND),
+        used: valuesAt(d, b + S_NOV_USED, count),
         count,
         clock: d[b + S_NOV_CLOCK],
       },
@@ -1421,7 +1462,7 @@ export async function createDetector(
         const machinesJson: MachineStateJson[] = new Array(machineOrder.length);
         for (let i = 0; i < machineOrder.length; i++) {
           const m = machineOrder[i];
-          machinesJson[i] = copy.machines.delete(m) ? m.toJson() : copy.machineJson.get(m)!;
+          machinesJson[i] = copy.machines.delete(m) ? machineJson(m) : copy.machineJson.get(m)!;
           await pause(i);
         }
         return { ...head, streams: streamsJson, machines: machinesJson, limits: limitsThen };
@@ -1440,6 +1481,7 @@ export async function createDetector(
     machines.clear();
     // Old slots may still be read by a snapshot being completed: a fresh pool, never a reused one.
     pool = newPool();
+    machinePool = newMachinePool();
     token = {};
   }
 
@@ -1481,7 +1523,7 @@ export async function createDetector(
       replayY.set(s.replay.y.slice(0, replayCount));
       clearState();
       // Machines first: a stream takes its machine key string from its machine.
-      for (const j of s.machines) addMachine(MachineState.fromJson(j, cfg.maxSensorsPerMachine));
+      for (const j of s.machines) addMachine(machineFromJson(j));
       for (const j of s.streams) streams.set(j.key, streamFromJson(j));
       limits = { ...s.limits };
       limitsVersion++;
@@ -1491,7 +1533,8 @@ export async function createDetector(
       // The pooled slots (all chunks held, free slots too), each stream's object and strings, the machines.
       let b = pool.bytes() + streams.size * STREAM_OBJECT_BYTES;
       for (const s of streams.values()) b += s.key.length + 16 + (machines.get(s.machineKey)?.key === s.machineKey ? 0 : s.machineKey.length + 16);
-      for (const m of machines.values()) b += m.bytes();
+      b += machinePool.bytes() + machines.size * 128;
+      for (const m of machines.values()) b += 64 * m.sensors.length;
       return b;
     },
     dispose() {
