@@ -58,7 +58,7 @@ describe('services > anomaly > score encoder', () => {
     const rnd = prng(42);
     const encoder = new ScoreEncoder();
     const interner = new SeriesInterner();
-    for (let round = 0; round < 300; round++) {
+    for (let round = 0; round < 600; round++) {
       // Few machines and sensors per round, so records repeat machines and split.
       const machines = Array.from({ length: 1 + Math.floor(rnd() * 4) }, () => ({ site: randomId(rnd), line: randomId(rnd), machine: randomId(rnd) }));
       const batch = new ReadingBatch(4);
@@ -94,7 +94,16 @@ describe('services > anomaly > score encoder', () => {
         const m = rnd() < 0.8 ? machines[Math.floor(rnd() * machines.length)] : { site: randomId(rnd), line: randomId(rnd), machine: randomId(rnd) };
         const contributions: Record<string, number> = {};
         for (let c = Math.floor(rnd() * 5); c > 0; c--) contributions[rnd() < 0.5 ? randomText(rnd) : randomId(rnd)] = randomDouble(rnd);
-        machineScores.push({ kind: 'machine', ...m, ts: Math.floor(rnd() * 2 ** 50), rawScore: randomDouble(rnd), likelihood: rnd(), contributions, modelVersion: randomText(rnd), warmingUp: rnd() < 0.5 });
+        const score: MachineScore = { kind: 'machine', ...m, ts: Math.floor(rnd() * 2 ** 50), rawScore: randomDouble(rnd), likelihood: rnd(), contributions, modelVersion: randomText(rnd), warmingUp: rnd() < 0.5 };
+        const odd = rnd();
+        if (odd < 0.05) contributions.x = 'not a number' as unknown as number;
+        else if (odd < 0.1) {
+          const { warmingUp, ...rest } = score;
+          machineScores.push({ warmingUp, ...rest }); // keys in another order
+        }
+        else if (odd < 0.15) machineScores.push({ ...score, extra: 1 } as MachineScore);
+        if (odd >= 0.05 && odd < 0.15) continue;
+        machineScores.push(score);
       }
       const version = rnd() < 0.5 ? 'pw-det-6' : randomText(rnd);
       const max = 1 + Math.floor(rnd() * 12);
