@@ -49,6 +49,8 @@ interface Result {
   heapBytesPerStream: number;
   bufferBytesPerStream: number;
   stateBytesPerStream: number;
+  /** One full (mark-compact) collection with the state in the heap: what every major GC costs. */
+  fullGcMs: number;
   /** One full snapshot() (capture + complete: the state as JSON-ready objects). */
   snapshotMs: number;
   objectsPerStream: number | null;
@@ -154,6 +156,9 @@ async function child(): Promise<void> {
   for (const g of gcs) if (g.start >= from && g.start <= to) gcMs += g.duration;
   input.clear();
   gc();
+  const g0 = performance.now();
+  gc();
+  const fullGcMs = performance.now() - g0;
   const heap1 = process.memoryUsage();
   const objects1 = countObjects ? await heapObjects() : 0;
   const s0 = performance.now();
@@ -167,6 +172,7 @@ async function child(): Promise<void> {
     bufferBytesPerStream: (heap1.arrayBuffers - heap0.arrayBuffers) / S,
     stateBytesPerStream: det.stateBytes() / det.streamCount(),
     objectsPerStream: countObjects ? (objects1 - objects0) / S : null,
+    fullGcMs,
     snapshotMs,
     readings: measured,
   };
@@ -196,8 +202,8 @@ async function main(): Promise<void> {
   if (args.before) variants.push({ name: 'before: scoreBatch', impl: args.before, path: 'batch' });
   for (const p of args.paths!.split(',')) variants.push({ name: `this: ${p === 'columns' ? 'scoreColumns' : 'scoreBatch'}`, impl: HERE, path: p });
   console.log(`raw detector, batches of ${args.batch}, ${args.warm} warm-up rounds then ≥ ${args.rounds} measured rounds of every stream (≥ ${args['min-readings']} readings); ratios against the first row of each stream count`);
-  console.log('| streams | detector | CPU µs/reading | ratio | GC ms per 1M readings | ratio | JS heap bytes/stream | ratio | ArrayBuffer bytes/stream (incl. tfjs wasm growth) | heap objects/stream | stateBytes()/stream | snapshot() s | ratio |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| streams | detector | CPU µs/reading | ratio | GC ms per 1M readings | ratio | JS heap bytes/stream | ratio | ArrayBuffer bytes/stream (incl. tfjs wasm growth) | heap objects/stream | stateBytes()/stream | one full GC ms | ratio | snapshot() s | ratio |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const n of counts) {
     const results: Result[] = [];
     for (const v of variants) results.push(await runChild(v.impl, v.path, n));
@@ -205,7 +211,7 @@ async function main(): Promise<void> {
     const r2 = (x: number, y: number) => (y > 0 ? (x / y).toFixed(2) : '–');
     results.forEach((r, i) => {
       console.log(
-        `| ${n} | ${variants[i].name} | ${r.cpuUsPerReading.toFixed(2)} | ${r2(r.cpuUsPerReading, base.cpuUsPerReading)} | ${r.gcMsPerM.toFixed(0)} | ${r2(r.gcMsPerM, base.gcMsPerM)} | ${r.heapBytesPerStream.toFixed(0)} | ${r2(r.heapBytesPerStream, base.heapBytesPerStream)} | ${r.bufferBytesPerStream.toFixed(0)} | ${r.objectsPerStream === null ? '–' : r.objectsPerStream.toFixed(1)} | ${r.stateBytesPerStream.toFixed(0)} | ${(r.snapshotMs / 1000).toFixed(1)} | ${r2(r.snapshotMs, base.snapshotMs)} |`,
+        `| ${n} | ${variants[i].name} | ${r.cpuUsPerReading.toFixed(2)} | ${r2(r.cpuUsPerReading, base.cpuUsPerReading)} | ${r.gcMsPerM.toFixed(0)} | ${r2(r.gcMsPerM, base.gcMsPerM)} | ${r.heapBytesPerStream.toFixed(0)} | ${r2(r.heapBytesPerStream, base.heapBytesPerStream)} | ${r.bufferBytesPerStream.toFixed(0)} | ${r.objectsPerStream === null ? '–' : r.objectsPerStream.toFixed(1)} | ${r.stateBytesPerStream.toFixed(0)} | ${r.fullGcMs.toFixed(0)} | ${r2(r.fullGcMs, base.fullGcMs)} | ${(r.snapshotMs / 1000).toFixed(1)} | ${r2(r.snapshotMs, base.snapshotMs)} |`,
       );
     });
   }
