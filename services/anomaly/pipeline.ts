@@ -78,6 +78,8 @@ export type OffsetFilter = (partition: number, offset: bigint) => 'take' | 'skip
 interface Delivery {
   items: PartitionWork[];
   topicMessages: { topic: string; messages: OutputMessage[] }[];
+  /** The score records (their buffer goes back to the encoder once acknowledged). */
+  scores: OutputMessage[];
   letters: DeadLetter[];
   readings: number;
   sensorScores: number;
@@ -205,7 +207,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     const topicMessages: { topic: string; messages: OutputMessage[] }[] = [];
     if (scoreMessages.length > 0) topicMessages.push({ topic: opts.outputTopic, messages: scoreMessages });
     if (letters.length > 0 && opts.deadLetterTopic !== null) topicMessages.push({ topic: opts.deadLetterTopic, messages: encodeDeadLetters(letters) });
-    return { items: g.items, topicMessages, letters, readings: g.readings, sensorScores: g.output.sensor.n, machineScores: g.output.machine.length };
+    return { items: g.items, topicMessages, scores: scoreMessages, letters, readings: g.readings, sensorScores: g.output.sensor.n, machineScores: g.output.machine.length };
   }
 
   async function deliver(d: Delivery): Promise<void> {
@@ -227,6 +229,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       });
     }
     const acked = now();
+    encoder.release(d.scores);
     m.readingsScored.inc(label, d.readings);
     if (d.sensorScores) m.scoresProduced.inc({ ...label, kind: 'sensor' }, d.sensorScores);
     if (d.machineScores) m.scoresProduced.inc({ ...label, kind: 'machine' }, d.machineScores);

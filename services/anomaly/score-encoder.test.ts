@@ -134,4 +134,23 @@ describe('services > anomaly > score encoder', () => {
     expect((first[0].value as Buffer).toString()).toBe(text);
     expect(JSON.parse(text)[0]).toMatchObject({ kind: 'sensor', machine: 'm', sensor: 'a', ts: 5, value: 1.5, predicted: 0, modelVersion: 'v1' });
   });
+
+  it('reuses the buffer of released records only', () => {
+    const encoder = new ScoreEncoder();
+    const batch = ReadingBatch.fromReadings([{ site: 's', line: 'l', machine: 'm', sensor: 'a', ts: 5, value: 1.5, receivedAt: 5 }], new SeriesInterner());
+    const cols = new SensorScoreColumns(1);
+    cols.add(0);
+    const bufferOf = (msgs: { value: string | Buffer }[]) => (msgs[0].value as Buffer).buffer;
+    const a = encoder.encode(cols, batch, [], 'v', 10);
+    const b = encoder.encode(cols, batch, [], 'v', 10);
+    const c = encoder.encode(cols, batch, [], 'v', 10);
+    expect(new Set([bufferOf(a), bufferOf(b), bufferOf(c)]).size).toBe(3);
+    encoder.release(a);
+    const text = (b[0].value as Buffer).toString();
+    const used = new Set<ArrayBufferLike>();
+    for (let i = 0; i < 3; i++) used.add(bufferOf(encoder.encode(cols, batch, [], 'v', 10)));
+    expect(used.has(bufferOf(a))).toBe(true);
+    expect(used.has(bufferOf(b))).toBe(false);
+    expect((b[0].value as Buffer).toString()).toBe(text);
+  });
 });

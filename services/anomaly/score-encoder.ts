@@ -99,6 +99,9 @@ const ROW_BOUND = 14 * 25 + 200;
 /** Slots kept before the map starts afresh (bounded memory under a cardinality flood). */
 const MAX_SLOTS = 1 << 18;
 const DIGITS = new Uint8Array(24);
+/** Record buffers kept for reuse, and the largest one kept. */
+const POOL_MAX = 8;
+const POOL_BUFFER_MAX = 32 << 20;
 
 /** Writes `v` as JSON.stringify writes a number; returns the position after it. */
 export function writeJsonNumber(buf: Uint8Array, p: number, v: number): number {
@@ -165,7 +168,10 @@ function put(buf: Uint8Array, p: number, bytes: Uint8Array): number {
  * pipeline's interned series and a scratch buffer reused between calls.
  */
 export class ScoreEncoder {
-  private scratch = Buffer.allocUnsafeSlow(1 << 16);
+  /** The buffer being written; handed to the records at the end of `encode`. */
+  private scratch: Buffer = Buffer.allocUnsafeSlow(1 << 16);
+  /** Buffers of delivered records (`release`), for reuse: a fresh multi-MB buffer per call kept the GC and the allocator busy. */
+  private readonly pool: ArrayBuffer[] = [];
   private slots = new Map<string, MachineSlot>();
   private gen = 0;
   private epoch = 0;
@@ -217,14 +223,37 @@ export class ScoreEncoder {
     if (p + more <= this.scratch.length) return;
     let size = this.scratch.length * 2;
     while (size < p + more) size *= 2;
-    const next = Buffer.allocUnsafeSlow(size);
+    const next = this.takeBuffer(size);
     this.scratch.copy(next, 0, 0, p);
     this.scratch = next;
   }
 
+  private takeBuffer(size: number): Buffer {
+    for (let i = this.pool.length - 1; i >= 0; i--) {
+      const ab = this.pool[i];
+      if (ab.byteLength >= size) {
+        this.pool.splice(i, 1);
+        return Buffer.from(ab);
+      }
+    }
+    return Buffer.allocUnsafeSlow(size);
+  }
+
   /**
-   * The score records of one scored batch. The returned values share one fresh buffer, so the
-   * columns and the input batch may be reused as soon as this returns.
+   * The records of an `encode` call were delivered (nothing reads their values any more): their
+   * buffer is reused by a later call.
+   */
+  release(messages: readonly OutputMessage[]): void {
+    const first = messages[0]?.value;
+    if (first === undefined || typeof first === 'string') return;
+    const ab = first.buffer as ArrayBuffer;
+    if (this.pool.length < POOL_MAX && ab.byteLength <= POOL_BUFFER_MAX && !this.pool.includes(ab)) this.pool.push(ab);
+  }
+
+  /**
+   * The score records of one scored batch. The returned values share one buffer of their own, so
+   * the columns and the input batch may be reused as soon as this returns; pass the records to
+   * `release` once delivered to let a later call reuse that buffer.
    */
   encode(
     cols: SensorScoreColumns,
@@ -309,8 +338,9 @@ export class ScoreEncoder {
     }
     const out: OutputMessage[] = new Array(ends.length);
     if (ends.length === 0) return out;
-    const bytes = Buffer.allocUnsafe(p);
-    this.scratch.copy(bytes, 0, 0, p);
+    const bytes = this.scratch;
+    // The records own the buffer now; the next call writes into another (from the pool).
+    this.scratch = this.takeBuffer(Math.max(1 << 16, Math.min(p, POOL_BUFFER_MAX)));
     let r = 0;
     let start = 0;
     for (const slot of order) {

@@ -167,7 +167,8 @@ describe('services > anomaly > scorer', () => {
   });
 
   it('isolates a reading the detector throws on and scores the rest', async () => {
-    const det = new FakeDetector({ poisonValue: 666 });
+    // A detector that reuses its output columns: each half's scores must survive the next call.
+    const det = new FakeDetector({ poisonValue: 666, reuseColumns: true });
     let group: ScoredGroup<number> | undefined;
     const scorer = new BatchScorer<number>({ detector: () => det, deliver: async (g) => void (group = g), maxReadings: 100, maxInFlight: 1 });
     const batch = readingsOf('a', 7);

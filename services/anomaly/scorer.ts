@@ -279,7 +279,8 @@ export class BatchScorer<T, D = ScoredGroup<T>> {
         return b;
       }
     }
-    return new ReadingBatch(Math.max(64, n));
+    // Sized for a full call, so a pooled batch fits the next group whatever its size.
+    return new ReadingBatch(Math.max(64, n, Math.min(this.opts.maxReadings, 16_384)));
   }
 
   private recycle(batch: ReadingBatch): void {
@@ -389,7 +390,9 @@ export class BatchScorer<T, D = ScoredGroup<T>> {
     } catch (err) {
       if (to - from === 1) return { output: emptyOutput(), failed: [{ point: from, error: asError(err) }] };
       const mid = (from + to) >> 1;
+      // Copied before the next call: a detector may reuse its output columns from call to call.
       const a = await this.scoreIsolatingFailures(detector, input, from, mid);
+      a.output = concatOutputs(a.output, emptyOutput());
       const b = await this.scoreIsolatingFailures(detector, input, mid, to);
       const failed = [...a.failed, ...b.failed];
       if (failed.length === to - from) throw err;

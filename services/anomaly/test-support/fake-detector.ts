@@ -18,10 +18,19 @@ interface StreamState {
   lastTs: number;
 }
 
-/** What `scoreColumns` keeps per interned series: its keys, and its state while `gen` is current. */
+/** A machine's sensors in one `scoreColumns` call (valid while `epoch` is the call's). */
+interface MachineInfo {
+  epoch: number;
+  last: number;
+  raw: Record<string, number>;
+  warming: boolean;
+}
+
+/** What `scoreColumns` keeps per interned series: its key, machine, and its state while `gen` is current. */
 interface SeriesInfo {
+  entry: SeriesEntry;
   key: string;
-  machineKey: string;
+  machine: MachineInfo;
   state: StreamState | undefined;
   gen: number;
 }
@@ -40,6 +49,11 @@ export interface FakeDetectorOptions {
   poisonValue?: number;
   /** Artificial scoring cost per call. */
   delayMs?: number;
+  /**
+   * `scoreColumns` writes every call's sensor scores into the same columns (valid until the next
+   * call, which the service allows): no allocation per call, like a tuned detector.
+   */
+  reuseColumns?: boolean;
 }
 
 export class FakeDetector implements ScoringDetector {
@@ -48,7 +62,11 @@ export class FakeDetector implements ScoringDetector {
   limits: SensorLimits = {};
   disposed = false;
   private streams = new Map<string, StreamState>();
-  private readonly seriesInfo = new WeakMap<SeriesEntry, SeriesInfo>();
+  /** By `SeriesEntry.id` (checked against the entry: ids of different interners may collide). */
+  private readonly seriesInfo: (SeriesInfo | undefined)[] = [];
+  private readonly machineInfo = new Map<string, MachineInfo>();
+  private epoch = 0;
+  private columns: SensorScoreColumns | null = null;
   /** Bumped when `streams` is replaced (restore): cached states are stale then. */
   private gen = 0;
   private readonly warmup: number;
@@ -133,16 +151,25 @@ export class FakeDetector implements ScoringDetector {
     this.calls.push(n);
     if (this.opts.delayMs) await new Promise((r) => setTimeout(r, this.opts.delayMs));
     if (this.opts.poisonValue !== undefined) for (let i = 0; i < n; i++) if (input.value[i] === this.opts.poisonValue) throw new Error('poison reading');
-    const cols = new SensorScoreColumns(n);
+    let cols: SensorScoreColumns;
+    if (this.opts.reuseColumns) {
+      if (this.columns === null || this.columns.capacity < n) this.columns = new SensorScoreColumns(Math.max(n, 1024));
+      cols = this.columns;
+      cols.n = 0;
+    } else cols = new SensorScoreColumns(n);
     const rejected: ColumnScoreOutput['rejected'] = [];
-    const perMachine = new Map<string, { last: number; raw: Record<string, number>; warming: boolean }>();
+    const epoch = ++this.epoch;
+    const machines: MachineInfo[] = [];
     const hasLimits = Object.keys(this.limits).length > 0;
     for (let i = 0; i < n; i++) {
       const e = input.series[i];
-      let info = this.seriesInfo.get(e);
-      if (info === undefined) {
+      let info = this.seriesInfo[e.id];
+      if (info === undefined || info.entry !== e) {
         const key = `${e.site}/${e.line}/${e.machine}/${e.sensor}`;
-        this.seriesInfo.set(e, (info = { key, machineKey: `${e.site}/${e.line}/${e.machine}`, state: this.streams.get(key), gen: this.gen }));
+        const mk = `${e.site}/${e.line}/${e.machine}`;
+        let machine = this.machineInfo.get(mk);
+        if (!machine) this.machineInfo.set(mk, (machine = { epoch: 0, last: 0, raw: {}, warming: false }));
+        this.seriesInfo[e.id] = info = { entry: e, key, machine, state: this.streams.get(key), gen: this.gen };
       } else if (info.gen !== this.gen) {
         info.state = this.streams.get(info.key);
         info.gen = this.gen;
@@ -177,14 +204,19 @@ export class FakeDetector implements ScoringDetector {
       s.variance = Math.max(1e-6, (1 - this.alpha) * (s.variance + this.alpha * d * d));
       s.n++;
       s.lastTs = ts;
-      let m = perMachine.get(info.machineKey);
-      if (!m) perMachine.set(info.machineKey, (m = { last: i, raw: {}, warming: false }));
+      const m = info.machine;
+      if (m.epoch !== epoch) {
+        m.epoch = epoch;
+        m.raw = {};
+        m.warming = false;
+        machines.push(m);
+      }
       m.last = i;
       m.raw[e.sensor] = raw;
       m.warming ||= warming;
     }
     const machine: MachineScore[] = [];
-    for (const { last, raw, warming } of perMachine.values()) {
+    for (const { last, raw, warming } of machines) {
       const e = input.series[last];
       const total = Object.values(raw).reduce((a, b) => a + b, 0);
       machine.push({

@@ -50,9 +50,9 @@ const handle = await start(
     ? {
         detectors: {
           defaultVersion: 'fake-1',
-          create: async (v) => new FakeDetector({ modelVersion: v ?? 'fake-1' }),
+          create: async (v) => new FakeDetector({ modelVersion: v ?? 'fake-1', reuseColumns: true }),
           restore: async (snap, v) => {
-            const d = new FakeDetector({ modelVersion: v });
+            const d = new FakeDetector({ modelVersion: v, reuseColumns: true });
             await d.restore(snap);
             d.modelVersion = v;
             return d;
