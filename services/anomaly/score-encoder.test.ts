@@ -56,9 +56,12 @@ describe('services > anomaly > score encoder', () => {
 
   it('gives the bytes of JSON.stringify of the score objects, grouped per machine as encodeScores does', () => {
     const rnd = prng(42);
-    const encoder = new ScoreEncoder();
+    // Record values as Buffers, and as strings where they are ASCII.
+    const encoders = [new ScoreEncoder(), new ScoreEncoder(true)];
     const interner = new SeriesInterner();
+    let texts = 0;
     for (let round = 0; round < 600; round++) {
+      const encoder = encoders[round % 2];
       // Few machines and sensors per round, so records repeat machines and split.
       const machines = Array.from({ length: 1 + Math.floor(rnd() * 4) }, () => ({ site: randomId(rnd), line: randomId(rnd), machine: randomId(rnd) }));
       const batch = new ReadingBatch(4);
@@ -114,11 +117,17 @@ describe('services > anomaly > score encoder', () => {
       expect(actual.map((m) => m.headers)).toEqual(expected.map((m) => m.headers));
       for (let r = 0; r < expected.length; r++) {
         const want = Buffer.from(expected[r].value as string, 'utf8');
-        const got = actual[r].value as Buffer;
+        const value = actual[r].value;
+        const got = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+        if (typeof value === 'string') {
+          expect(value).toMatch(/^[\x00-\x7f]*$/);
+          texts++;
+        }
         if (!want.equals(got)) expect(got.toString('utf8')).toBe(want.toString('utf8'));
         expect(got.equals(want)).toBe(true);
       }
     }
+    expect(texts).toBeGreaterThan(100);
   });
 
   it('the records of one call stay valid after the encoder is used again', () => {

@@ -99,6 +99,7 @@ const ROW_BOUND = 14 * 25 + 200;
 /** Slots kept before the map starts afresh (bounded memory under a cardinality flood). */
 const MAX_SLOTS = 1 << 18;
 const DIGITS = new Uint8Array(24);
+const ASCII = /^[\x00-\x7f]*$/;
 /** Record buffers kept for reuse, and the largest one kept. */
 const POOL_MAX = 8;
 const POOL_BUFFER_MAX = 32 << 20;
@@ -170,6 +171,25 @@ function put(buf: Uint8Array, p: number, bytes: Uint8Array): number {
 export class ScoreEncoder {
   /** The buffer being written; handed to the records at the end of `encode`. */
   private scratch: Buffer = Buffer.allocUnsafeSlow(1 << 16);
+  /**
+   * The call's numbers (all but ts), in the order they are written, formatted by ONE JSON.stringify
+   * of this array: V8 formats doubles in JSON.stringify without a heap string per number, while
+   * `'' + v` allocates one and caches it (the number-string cache kept them alive into the old
+   * generation). Padded to a multiple of 1024 with zeros so the array is reused.
+   */
+  private nums: number[] = [];
+  /** `JSON.stringify(nums)` as bytes, and the read position of the next number in it. */
+  private numText: Buffer = Buffer.allocUnsafeSlow(1 << 16);
+  private q = 0;
+  /** Per machine score of the call, in writing order: its contribution keys when written by hand, else null. */
+  private machineHand: (string[] | null)[] = [];
+
+  /** Something non-ASCII was written in the current call (the records are then Buffers). */
+  private nonAscii = false;
+
+  /** `textValues`: record values as strings when they are ASCII (else Buffers, as always without it). */
+  constructor(private readonly textValues = false) {}
+
   /** Buffers of delivered records (`release`), for reuse: a fresh multi-MB buffer per call kept the GC and the allocator busy. */
   private readonly pool: ArrayBuffer[] = [];
   private slots = new Map<string, MachineSlot>();
@@ -309,8 +329,11 @@ export class ScoreEncoder {
       const slot = rowSlot[k];
       sorted[slot.start + slot.rows++] = k;
     }
-    // Pass 3: the bytes, into the scratch buffer; then one copy into the records' own buffer.
+    this.formatNumbers(order, sorted, cols, input);
+    // Pass 3: the bytes, into the scratch buffer.
+    let machineIndex = 0;
     const version = this.versionBytes(modelVersion);
+    this.nonAscii = !ASCII.test(modelVersion);
     const ends: number[] = [];
     let p = 0;
     for (const slot of order) {
@@ -328,7 +351,7 @@ export class ScoreEncoder {
             const k = sorted[slot.start + j];
             p = this.sensorScore(p, cols, k, input, caches[k].prefix, version);
           } else {
-            p = this.machineScore(p, slot, slot.machines[j - slot.rows]);
+            p = this.machineScore(p, slot, slot.machines[j - slot.rows], this.machineHand[machineIndex++]);
           }
         }
         this.ensure(p, 1);
@@ -338,15 +361,18 @@ export class ScoreEncoder {
     }
     const out: OutputMessage[] = new Array(ends.length);
     if (ends.length === 0) return out;
+    // ASCII records as one-byte strings (a copy; the scratch buffer is written again by the next
+    // call): kafkajs writes a string value with one native call, a Buffer value with a JS copy.
+    // Otherwise the records own the buffer; the next call writes into another (from the pool).
+    const text = this.textValues && !this.nonAscii;
     const bytes = this.scratch;
-    // The records own the buffer now; the next call writes into another (from the pool).
-    this.scratch = this.takeBuffer(Math.max(1 << 16, Math.min(p, POOL_BUFFER_MAX)));
+    if (!text) this.scratch = this.takeBuffer(Math.max(1 << 16, Math.min(p, POOL_BUFFER_MAX)));
     let r = 0;
     let start = 0;
     for (const slot of order) {
       const total = slot.rows + slot.machines.length;
       for (let from = 0; from < total; from += maxPerRecord) {
-        const msg: OutputMessage = { key: slot.key, value: bytes.subarray(start, ends[r]) };
+        const msg: OutputMessage = { key: slot.key, value: text ? bytes.toString('latin1', start, ends[r]) : bytes.subarray(start, ends[r]) };
         if (headers) msg.headers = headers;
         start = ends[r];
         out[r++] = msg;
@@ -363,84 +389,124 @@ export class ScoreEncoder {
     return this.cacheArray;
   }
 
+  /** Collects the call's numbers in writing order and formats them with one JSON.stringify. */
+  private formatNumbers(order: MachineSlot[], sorted: Int32Array, cols: SensorScoreColumns, input: ReadingBatch): void {
+    let nums = this.nums;
+    let c = 0;
+    const add = (v: number) => {
+      if (c < nums.length) nums[c++] = v;
+      else {
+        nums.push(v);
+        c++;
+      }
+    };
+    const hand = this.machineHand;
+    hand.length = 0;
+    for (const slot of order) {
+      for (let j = 0; j < slot.rows; j++) {
+        const k = sorted[slot.start + j];
+        add(input.value[cols.point[k]]);
+        add(cols.predicted[k]);
+        add(cols.lower[k]);
+        add(cols.upper[k]);
+        add(cols.rawScore[k]);
+        add(cols.likelihood[k]);
+        const h = cols.forecastHorizonMs[k];
+        if (h === h) {
+          add(h);
+          add(cols.forecastValue[k]);
+          add(cols.forecastLower[k]);
+          add(cols.forecastUpper[k]);
+        }
+        const ttl = cols.timeToLimitMs[k];
+        if (ttl === ttl && ttl !== TTL_NONE) add(ttl);
+      }
+      for (const m of slot.machines) {
+        const keys = handKeys(m, slot);
+        hand.push(keys);
+        if (keys === null) continue;
+        add(m.ts);
+        add(m.rawScore);
+        add(m.likelihood);
+        for (const key of keys) add(m.contributions[key]);
+      }
+    }
+    // Padding keeps the array's length (and backing store) stable from call to call.
+    const padded = Math.max(1024, Math.ceil(c / 1024) * 1024);
+    if (nums.length > padded * 2) nums = this.nums = nums.slice(0, padded);
+    while (c < nums.length) nums[c++] = 0;
+    while (nums.length < padded) nums.push(0);
+    const text = JSON.stringify(nums);
+    if (this.numText.length < text.length) this.numText = Buffer.allocUnsafeSlow(text.length * 2);
+    this.numText.write(text, 0, 'latin1');
+    this.q = 1; // after '['
+  }
+
+  /** Copies the next formatted number to `b` at `p`. */
+  private nextNumber(b: Uint8Array, p: number): number {
+    const t = this.numText;
+    let q = this.q;
+    let c = t[q];
+    while (c !== 0x2c && c !== 0x5d) {
+      b[p++] = c;
+      c = t[++q];
+    }
+    this.q = q + 1;
+    return p;
+  }
+
   /**
-   * A machine score as JSON.stringify writes it: by hand when its keys are in the schema's order
-   * (what detectors build), else through JSON.stringify.
+   * A machine score as JSON.stringify writes it: by hand when `keys` (its contribution keys: its
+   * keys are in the schema's order, what detectors build), else through JSON.stringify.
    */
-  private machineScore(p: number, slot: MachineSlot, m: MachineScore): number {
+  private machineScore(p: number, slot: MachineSlot, m: MachineScore, keys: string[] | null): number {
     const start = p;
-    let i = 0;
-    let inOrder = m.site === slot.site && m.line === slot.line && m.machine === slot.machine;
-    if (inOrder) {
-      for (const k in m) {
-        if (k !== MACHINE_KEYS[i++]) {
-          inOrder = false;
-          break;
-        }
-      }
+    if (keys === null) {
+      const json = JSON.stringify(m);
+      if (!ASCII.test(json)) this.nonAscii = true;
+      this.ensure(start, json.length * 3);
+      return start + this.scratch.write(json, start, 'utf8');
     }
-    const c = m.contributions;
-    if (
-      inOrder &&
-      i === MACHINE_KEYS.length &&
-      m.kind === 'machine' &&
-      typeof m.ts === 'number' &&
-      typeof m.rawScore === 'number' &&
-      typeof m.likelihood === 'number' &&
-      typeof m.modelVersion === 'string' &&
-      typeof m.warmingUp === 'boolean' &&
-      c !== null &&
-      typeof c === 'object' &&
-      !Array.isArray(c)
-    ) {
-      slot.machinePrefix ??= Buffer.from(
-        `{"kind":"machine","site":${JSON.stringify(slot.site)},"line":${JSON.stringify(slot.line)},"machine":${JSON.stringify(slot.machine)},"ts":`,
-        'utf8',
-      );
-      const keys = Object.keys(c);
-      this.ensure(p, slot.machinePrefix.length + 3 * 25 + 64 + keys.length * 32);
-      let b = this.scratch;
-      p = put(b, p, slot.machinePrefix);
-      p = writeJsonNumber(b, p, m.ts);
-      p = put(b, p, K_RAW);
-      p = writeJsonNumber(b, p, m.rawScore);
-      p = put(b, p, K_LIKELIHOOD);
-      p = writeJsonNumber(b, p, m.likelihood);
-      p = put(b, p, K_CONTRIBUTIONS);
-      let ok = true;
-      for (let j = 0; j < keys.length; j++) {
-        const key = keys[j];
-        const v = c[key];
-        if (typeof v !== 'number') {
-          ok = false;
-          break;
-        }
-        this.ensure(p, key.length * 6 + 32);
-        b = this.scratch;
-        if (j > 0) b[p++] = 0x2c;
-        if (isPlainKey(key)) {
-          b[p++] = 0x22;
-          for (let q = 0; q < key.length; q++) b[p + q] = key.charCodeAt(q);
-          p += key.length;
-          b[p++] = 0x22;
-        } else p += b.write(JSON.stringify(key), p, 'utf8');
-        b[p++] = 0x3a;
-        p = writeJsonNumber(b, p, v);
+    slot.machinePrefix ??= Buffer.from(
+      `{"kind":"machine","site":${JSON.stringify(slot.site)},"line":${JSON.stringify(slot.line)},"machine":${JSON.stringify(slot.machine)},"ts":`,
+      'utf8',
+    );
+    this.ensure(p, slot.machinePrefix.length + 3 * 25 + 64);
+    let b = this.scratch;
+    p = put(b, p, slot.machinePrefix);
+    p = this.nextNumber(b, p);
+    p = put(b, p, K_RAW);
+    p = this.nextNumber(b, p);
+    p = put(b, p, K_LIKELIHOOD);
+    p = this.nextNumber(b, p);
+    p = put(b, p, K_CONTRIBUTIONS);
+    for (let j = 0; j < keys.length; j++) {
+      const key = keys[j];
+      this.ensure(p, key.length * 6 + 32);
+      b = this.scratch;
+      if (j > 0) b[p++] = 0x2c;
+      if (isPlainKey(key)) {
+        b[p++] = 0x22;
+        for (let q = 0; q < key.length; q++) b[p + q] = key.charCodeAt(q);
+        p += key.length;
+        b[p++] = 0x22;
+      } else {
+        const quoted = JSON.stringify(key);
+        if (!ASCII.test(quoted)) this.nonAscii = true;
+        p += b.write(quoted, p, 'utf8');
       }
-      if (ok) {
-        const version = this.machineVersionBytes(m.modelVersion);
-        this.ensure(p, version.length + 8);
-        b = this.scratch;
-        b[p++] = 0x7d; // } of contributions
-        p = put(b, p, version);
-        p = put(b, p, m.warmingUp ? K_TRUE : K_FALSE);
-        b[p++] = 0x7d;
-        return p;
-      }
+      b[p++] = 0x3a;
+      p = this.nextNumber(b, p);
     }
-    const json = JSON.stringify(m);
-    this.ensure(start, json.length * 3);
-    return start + this.scratch.write(json, start, 'utf8');
+    const version = this.machineVersionBytes(m.modelVersion);
+    if (!ASCII.test(m.modelVersion)) this.nonAscii = true;
+    this.ensure(p, version.length + 8);
+    b = this.scratch;
+    b[p++] = 0x7d; // } of contributions
+    p = put(b, p, version);
+    p = put(b, p, m.warmingUp ? K_TRUE : K_FALSE);
+    b[p++] = 0x7d;
+    return p;
   }
 
   private machineVersion: { version: string | null; bytes: Uint8Array } = { version: null, bytes: new Uint8Array(0) };
@@ -454,15 +520,14 @@ export class ScoreEncoder {
   private sensorScore(p: number, cols: SensorScoreColumns, k: number, input: ReadingBatch, prefix: Uint8Array, version: Uint8Array): number {
     this.ensure(p, prefix.length + version.length + ROW_BOUND);
     const b = this.scratch;
-    const i = cols.point[k];
     b.set(prefix, p);
-    p = writeJsonNumber(b, p + prefix.length, input.ts[i]);
-    p = writeJsonNumber(b, W_VALUE(b, p), input.value[i]);
-    p = writeJsonNumber(b, W_PREDICTED(b, p), cols.predicted[k]);
-    p = writeJsonNumber(b, W_LOWER(b, p), cols.lower[k]);
-    p = writeJsonNumber(b, W_UPPER(b, p), cols.upper[k]);
-    p = writeJsonNumber(b, W_RAW(b, p), cols.rawScore[k]);
-    p = writeJsonNumber(b, W_LIKELIHOOD(b, p), cols.likelihood[k]);
+    p = writeJsonNumber(b, p + prefix.length, input.ts[cols.point[k]]);
+    p = this.nextNumber(b, W_VALUE(b, p));
+    p = this.nextNumber(b, W_PREDICTED(b, p));
+    p = this.nextNumber(b, W_LOWER(b, p));
+    p = this.nextNumber(b, W_UPPER(b, p));
+    p = this.nextNumber(b, W_RAW(b, p));
+    p = this.nextNumber(b, W_LIKELIHOOD(b, p));
     b.set(version, p);
     p += version.length;
     const h = cols.forecastHorizonMs[k];
@@ -472,14 +537,33 @@ export class ScoreEncoder {
     p = cols.warmingUp[k] === 1 ? W_TRUE(b, p) : W_FALSE(b, p);
     p--; // reopen the object
     if (h === h) {
-      p = writeJsonNumber(b, W_FORECAST(b, p), h);
-      p = writeJsonNumber(b, W_VALUE(b, p), cols.forecastValue[k]);
-      p = writeJsonNumber(b, W_LOWER(b, p), cols.forecastLower[k]);
-      p = writeJsonNumber(b, W_UPPER(b, p), cols.forecastUpper[k]);
+      p = this.nextNumber(b, W_FORECAST(b, p));
+      p = this.nextNumber(b, W_VALUE(b, p));
+      p = this.nextNumber(b, W_LOWER(b, p));
+      p = this.nextNumber(b, W_UPPER(b, p));
       b[p++] = 0x7d; // }
     }
-    if (ttl === ttl) p = ttl === TTL_NONE ? W_NULL(b, W_TTL(b, p)) : writeJsonNumber(b, W_TTL(b, p), ttl);
+    if (ttl === ttl) p = ttl === TTL_NONE ? W_NULL(b, W_TTL(b, p)) : this.nextNumber(b, W_TTL(b, p));
     b[p++] = 0x7d; // }
     return p;
   }
+}
+
+/**
+ * The contribution keys of a machine score to write by hand: its keys are those of the schema in
+ * the schema's order (what detectors build) and every contribution is a number; else null
+ * (JSON.stringify writes it).
+ */
+function handKeys(m: MachineScore, slot: MachineSlot): string[] | null {
+  if (m.kind !== 'machine' || m.site !== slot.site || m.line !== slot.line || m.machine !== slot.machine) return null;
+  let i = 0;
+  for (const k in m) if (k !== MACHINE_KEYS[i++]) return null;
+  if (i !== MACHINE_KEYS.length) return null;
+  if (typeof m.ts !== 'number' || typeof m.rawScore !== 'number' || typeof m.likelihood !== 'number') return null;
+  if (typeof m.modelVersion !== 'string' || typeof m.warmingUp !== 'boolean') return null;
+  const c = m.contributions;
+  if (c === null || typeof c !== 'object' || Array.isArray(c)) return null;
+  const keys = Object.keys(c);
+  for (const key of keys) if (typeof c[key] !== 'number') return null;
+  return keys;
 }
