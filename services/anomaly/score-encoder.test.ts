@@ -130,6 +130,39 @@ describe('services > anomaly > score encoder', () => {
     expect(texts).toBeGreaterThan(100);
   });
 
+  it('a big call (numbers formatted in several chunks) gives the same bytes as JSON.stringify', () => {
+    const rnd = prng(9);
+    const interner = new SeriesInterner();
+    const encoder = new ScoreEncoder();
+    for (const points of [3000, 682, 683, 10_000]) {
+      const batch = new ReadingBatch(points);
+      for (let i = 0; i < points; i++) batch.pushReading({ site: 's', line: 'l', machine: `m${i % 97}`, sensor: `x${i % 7}`, ts: 1_700_000_000_000 + i, value: randomDouble(rnd) || 1, receivedAt: 0 }, interner);
+      const cols = new SensorScoreColumns(points);
+      for (let i = 0; i < points; i++) {
+        const k = cols.add(i);
+        cols.predicted[k] = randomDouble(rnd);
+        cols.lower[k] = randomDouble(rnd);
+        cols.upper[k] = randomDouble(rnd);
+        cols.rawScore[k] = randomDouble(rnd);
+        cols.likelihood[k] = rnd();
+        if (i % 3 === 0) {
+          cols.forecastHorizonMs[k] = 600_000;
+          cols.forecastValue[k] = randomDouble(rnd);
+          cols.forecastLower[k] = randomDouble(rnd);
+          cols.forecastUpper[k] = randomDouble(rnd);
+        }
+        if (i % 5 === 0) cols.timeToLimitMs[k] = i % 10 === 0 ? TTL_NONE : rnd() * 1e7;
+      }
+      const machineScores: MachineScore[] = Array.from({ length: 97 }, (_, m) => ({
+        kind: 'machine', site: 's', line: 'l', machine: `m${m}`, ts: 5, rawScore: rnd(), likelihood: rnd(), contributions: { x0: rnd(), x1: randomDouble(rnd) }, modelVersion: 'v', warmingUp: false,
+      }));
+      const expected = encodeScores(cols.toSensorScores(batch, 'v'), machineScores, 50);
+      const actual = encoder.encode(cols, batch, machineScores, 'v', 50);
+      expect(actual.length).toBe(expected.length);
+      for (let r = 0; r < expected.length; r++) expect((actual[r].value as Buffer).toString('utf8')).toBe(expected[r].value);
+    }
+  });
+
   it('the records of one call stay valid after the encoder is used again', () => {
     const encoder = new ScoreEncoder();
     const interner = new SeriesInterner();

@@ -100,6 +100,8 @@ const ROW_BOUND = 14 * 25 + 200;
 const MAX_SLOTS = 1 << 18;
 const DIGITS = new Uint8Array(24);
 const ASCII = /^[\x00-\x7f]*$/;
+/** Numbers formatted per JSON.stringify call: ~75 kB of text, below V8's large-object size. */
+const NUM_CHUNK = 4096;
 /** Record buffers kept for reuse, and the largest one kept. */
 const POOL_MAX = 8;
 const POOL_BUFFER_MAX = 32 << 20;
@@ -172,12 +174,14 @@ export class ScoreEncoder {
   /** The buffer being written; handed to the records at the end of `encode`. */
   private scratch: Buffer = Buffer.allocUnsafeSlow(1 << 16);
   /**
-   * The call's numbers (all but ts), in the order they are written, formatted by ONE JSON.stringify
-   * of this array: V8 formats doubles in JSON.stringify without a heap string per number, while
-   * `'' + v` allocates one and caches it (the number-string cache kept them alive into the old
-   * generation). Padded to a multiple of 1024 with zeros so the array is reused.
+   * The call's numbers (all but ts), in the order they are written, formatted by JSON.stringify of
+   * a reused array of NUM_CHUNK doubles at a time: V8 formats doubles in JSON.stringify without a
+   * heap string per number, while `'' + v` allocates one and caches it (the number-string cache
+   * kept them alive into the old generation). Chunks keep each text below V8's large-object size
+   * (a multi-MB string per call went straight to the old generation and brought on full GCs).
    */
-  private nums: number[] = [];
+  private nums = new Float64Array(4096);
+  private chunk: number[] = Array.from({ length: NUM_CHUNK }, () => 0.5);
   /** `JSON.stringify(nums)` as bytes, and the read position of the next number in it. */
   private numText: Buffer = Buffer.allocUnsafeSlow(1 << 16);
   private q = 0;
@@ -391,14 +395,14 @@ export class ScoreEncoder {
 
   /** Collects the call's numbers in writing order and formats them with one JSON.stringify. */
   private formatNumbers(order: MachineSlot[], sorted: Int32Array, cols: SensorScoreColumns, input: ReadingBatch): void {
-    let nums = this.nums;
     let c = 0;
     const add = (v: number) => {
-      if (c < nums.length) nums[c++] = v;
-      else {
-        nums.push(v);
-        c++;
+      if (c === this.nums.length) {
+        const grown = new Float64Array(this.nums.length * 2);
+        grown.set(this.nums);
+        this.nums = grown;
       }
+      this.nums[c++] = v;
     };
     const hand = this.machineHand;
     hand.length = 0;
@@ -431,15 +435,24 @@ export class ScoreEncoder {
         for (const key of keys) add(m.contributions[key]);
       }
     }
-    // Padding keeps the array's length (and backing store) stable from call to call.
-    const padded = Math.max(1024, Math.ceil(c / 1024) * 1024);
-    if (nums.length > padded * 2) nums = this.nums = nums.slice(0, padded);
-    while (c < nums.length) nums[c++] = 0;
-    while (nums.length < padded) nums.push(0);
-    const text = JSON.stringify(nums);
-    if (this.numText.length < text.length) this.numText = Buffer.allocUnsafeSlow(text.length * 2);
-    this.numText.write(text, 0, 'latin1');
-    this.q = 1; // after '['
+    // Chunk after chunk, each written over the previous one's "]" and that byte made a ",":
+    // the text reads ",a,b,…,z]" (the last chunk's zero padding after the last number is never read).
+    const nums = this.nums;
+    const chunk = this.chunk;
+    let at = 0;
+    for (let from = 0; from === 0 || from < c; from += NUM_CHUNK) {
+      for (let i = 0; i < NUM_CHUNK; i++) chunk[i] = from + i < c ? nums[from + i] : 0;
+      const text = JSON.stringify(chunk);
+      if (this.numText.length < at + text.length) {
+        const grown = Buffer.allocUnsafeSlow((at + text.length) * 2);
+        this.numText.copy(grown, 0, 0, at);
+        this.numText = grown;
+      }
+      this.numText.write(text, at, 'latin1');
+      this.numText[at] = 0x2c;
+      at += text.length - 1;
+    }
+    this.q = 1; // after the first ","
   }
 
   /** Copies the next formatted number to `b` at `p`. */
