@@ -11,8 +11,9 @@
  * Each (implementation, path, streams) runs in its own process (own heap, --expose-gc), in
  * alternating order. `--before` is another copy of this folder's index.ts (e.g. from a `git worktree`
  * of an older commit) scored through `scoreBatch`; this folder's detector runs through `scoreColumns`
- * (the service's path: one reused column batch, interned series) and/or `scoreBatch` (Reading objects,
- * built outside the timed calls). The machine is shared: compare ratios, run it twice.
+ * (the service's path: one reused column batch, interned series), `shared` (the same, with another
+ * owner of the series entries' cache slot, like the service's score encoder) and/or `scoreBatch`
+ * (Reading objects, built outside the timed calls). The machine is shared: compare ratios, run it twice.
  */
 import { spawn } from 'node:child_process';
 import { PerformanceObserver } from 'node:perf_hooks';
@@ -113,9 +114,12 @@ async function child(): Promise<void> {
   const warm = Number(args.warm);
   const rounds = Number(args.rounds);
   const totalReadings = (warm + rounds) * S;
+  /** `shared`: another owner (the service's score encoder) takes the entries' cache slot after every call. */
+  const encoder = {};
   const score = async (): Promise<void> => {
-    if (path === 'columns') {
+    if (path !== 'batch') {
       await det.scoreColumns(input);
+      if (path === 'shared') for (let i = 0; i < input.n; i++) Object.assign(input.series[i], { cacheOwner: encoder, cacheValue: i });
       return;
     }
     const readings: Reading[] = input.toReadings();
@@ -141,11 +145,12 @@ async function child(): Promise<void> {
   for (; flat < totalReadings; flat += batch) {
     const { count } = fill(flat);
     // Reading objects (scoreBatch) are built outside the timed call, like a decoder would.
-    const readings = path === 'columns' ? undefined : input.toReadings();
+    const readings = path === 'batch' ? input.toReadings() : undefined;
     const c0 = process.cpuUsage();
     if (readings) await det.scoreBatch(readings);
     else await det.scoreColumns(input);
     const c = process.cpuUsage(c0);
+    if (path === 'shared') for (let i = 0; i < input.n; i++) Object.assign(input.series[i], { cacheOwner: encoder, cacheValue: i });
     cpuUs += c.user + c.system;
     measured += count;
   }
@@ -200,7 +205,8 @@ async function main(): Promise<void> {
   const counts = args.streams!.split(',').map(Number);
   const variants: { name: string; impl: string; path: string }[] = [];
   if (args.before) variants.push({ name: 'before: scoreBatch', impl: args.before, path: 'batch' });
-  for (const p of args.paths!.split(',')) variants.push({ name: `this: ${p === 'columns' ? 'scoreColumns' : 'scoreBatch'}`, impl: HERE, path: p });
+  const names: Record<string, string> = { columns: 'scoreColumns', shared: 'scoreColumns, cache slot owned by another', batch: 'scoreBatch' };
+  for (const p of args.paths!.split(',')) variants.push({ name: `this: ${names[p]}`, impl: HERE, path: p });
   console.log(`raw detector, batches of ${args.batch}, ${args.warm} warm-up rounds then ≥ ${args.rounds} measured rounds of every stream (≥ ${args['min-readings']} readings); ratios against the first row of each stream count`);
   console.log('| streams | detector | CPU µs/reading | ratio | GC ms per 1M readings | ratio | JS heap bytes/stream | ratio | ArrayBuffer bytes/stream (incl. tfjs wasm growth) | heap objects/stream | stateBytes()/stream | one full GC ms | ratio | snapshot() s | ratio |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');

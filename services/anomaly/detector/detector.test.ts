@@ -282,12 +282,16 @@ describe('services > anomaly > detector', () => {
     objects.setLimits!({ 'p/l/m1/s2': { upper: 1.5 } });
     columns.setLimits!({ 'p/l/m1/s2': { upper: 1.5 } });
     const interner = new SeriesInterner();
+    const encoder = {};
     let compared = 0;
     for (let i = 0; i < 120; i++) {
       const batch = round(i);
       const expected = await objects.scoreBatch(batch);
       const input = ReadingBatch.fromReadings(batch, i % 3 === 0 ? new SeriesInterner() : interner);
       const out = await columns.scoreColumns(input);
+      // Another user of the entries' cache slot (the service's score encoder) must keep it.
+      if (i % 2 === 1) for (let k = 0; k < input.n; k++) Object.assign(input.series[k], { cacheOwner: encoder, cacheValue: k });
+      if (i % 2 === 0) for (let k = 0; k < input.n; k++) if (input.series[k].cacheOwner === encoder) expect(input.series[k].cacheValue).toBeTypeOf('number');
       expect(out.sensor.toSensorScores(input, columns.modelVersion)).toEqual(expected.sensor);
       expect(out.machine).toEqual(expected.machine);
       expect(out.rejected.map((r) => [batch[r.point], r.reason])).toEqual(expected.rejected.map((r) => [r.reading, r.reason]));

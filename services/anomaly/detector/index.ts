@@ -235,6 +235,8 @@ class SensorState {
   /** Its machine's state and this sensor's slot in it (-2: not looked up yet), while `m.alive`. */
   m: MachineState | undefined = undefined;
   mSlot = -2;
+  /** The series entry it was last found from by id (see `stateOf`). */
+  entry: SeriesEntry | undefined = undefined;
   /** Its configured limit, as of `limitsVersion` (limits are looked up once per change, not per reading). */
   lim: { upper?: number; lower?: number } | undefined = undefined;
   limVer = -1;
@@ -408,11 +410,10 @@ export async function createDetector(
   const ML = machineLayout(MC);
   const newMachinePool = () => new SlotPool(ML.size, 0, 64);
   let machinePool = newMachinePool();
-  /**
-   * Owner token of the state cache on series entries: a new one after restore() or dispose()
-   * invalidates every cached state at once.
-   */
-  let token: object = {};
+  /** Owner token of the state cache on series entries (a cached state is valid while `alive`). */
+  const token: object = {};
+  /** Stream states by series entry id, for entries whose cache slot another user owns (see stateOf). */
+  const byEntryId = new Map<number, SensorState>();
   const rng = new Rng(cfg.model.seed);
   const model = new Predictor(F, cfg.model.hidden, cfg.model.learningRate, rng);
   const streams = new Map<string, SensorState>();
@@ -526,12 +527,36 @@ export async function createDetector(
     machines.set(m.key, m);
   }
 
-  function touchStream(e: SeriesEntry, t: number): SensorState {
-    let st: SensorState | undefined;
+  /**
+   * The stream of a series entry, without building its key: from the entry's cache slot when this
+   * detector owns it, else from `byEntryId` (the slot is shared with other users of the same entries —
+   * the service's score encoder keeps its per-series bytes there — and is never taken from them).
+   * Either way the state is checked (`alive`; `entry` for ids, which other interners reuse) and the
+   * map by key is the fallback.
+   */
+  function stateOf(e: SeriesEntry): SensorState | undefined {
     if (e.cacheOwner === token) {
       const c = e.cacheValue as SensorState;
-      if (c.alive) st = c;
+      return c.alive ? c : undefined;
     }
+    const c = byEntryId.get(e.id);
+    return c !== undefined && c.entry === e && c.alive ? c : undefined;
+  }
+
+  function remember(e: SeriesEntry, st: SensorState): void {
+    if (e.cacheOwner === undefined || e.cacheOwner === token) {
+      e.cacheOwner = token;
+      e.cacheValue = st;
+      return;
+    }
+    // Entries of evicted streams and of other interners pile up: start afresh now and then.
+    if (byEntryId.size > 2 * streams.size + 1024) byEntryId.clear();
+    st.entry = e;
+    byEntryId.set(e.id, st);
+  }
+
+  function touchStream(e: SeriesEntry, t: number): SensorState {
+    let st = stateOf(e);
     if (st === undefined) {
       const key = [e.site, e.line, e.machine, e.sensor].join('/');
       st = streams.get(key);
@@ -540,13 +565,11 @@ export async function createDetector(
         st = newState(key, e.site, e.line, e.machine, e.sensor);
         while (streams.size >= cfg.maxStreams) evictOldest();
         streams.set(key, st);
-        e.cacheOwner = token;
-        e.cacheValue = st;
+        remember(e, st);
         st.d[st.b + S_LAST_SEEN] = t;
         return st;
       }
-      e.cacheOwner = token;
-      e.cacheValue = st;
+      remember(e, st);
     }
     if (copies.length > 0) keepStream(st);
     st.touchSeq = 1;
@@ -1482,7 +1505,7 @@ export async function createDetector(
     // Old slots may still be read by a snapshot being completed: a fresh pool, never a reused one.
     pool = newPool();
     machinePool = newMachinePool();
-    token = {};
+    byEntryId.clear();
   }
 
   return {
