@@ -23,7 +23,7 @@ export interface OutputMessage {
 
 /** One machine key's records in one `encode` call (reused across calls). */
 class MachineSlot {
-  /** `encode` call that last used the slot; `count`/`first` are valid only for that call. */
+  /** `encode` call that last used the slot; `rows`, `start` and `machines` are valid only for that call. */
   epoch = 0;
   /** Sensor rows of this machine in the current call, then their start in `sortedRows`. */
   rows = 0;
@@ -71,17 +71,10 @@ const W_FALSE = constWriter('false}');
 const W_FORECAST = constWriter(',"forecast":{"horizonMs":');
 const W_TTL = constWriter(',"timeToLimitMs":');
 const W_NULL = constWriter('null');
-const K_VALUE = ascii(',"value":');
-const K_PREDICTED = ascii(',"predicted":');
-const K_LOWER = ascii(',"lower":');
-const K_UPPER = ascii(',"upper":');
 const K_RAW = ascii(',"rawScore":');
 const K_LIKELIHOOD = ascii(',"likelihood":');
 const K_TRUE = ascii('true');
 const K_FALSE = ascii('false');
-const K_FORECAST = ascii(',"forecast":{"horizonMs":');
-const K_TTL = ascii(',"timeToLimitMs":');
-const K_NULL = ascii('null');
 const K_CONTRIBUTIONS = ascii(',"contributions":{');
 /** The keys of a `MachineScore` in the schema's order (common/messages.ts). */
 const MACHINE_KEYS = ['kind', 'site', 'line', 'machine', 'ts', 'rawScore', 'likelihood', 'contributions', 'modelVersion', 'warmingUp'];
