@@ -29,7 +29,9 @@ export interface ScoringDetector {
   /**
    * The same scoring on a column batch (the service's hot path): no object per reading or score.
    * Optional: without it the service bridges through `scoreBatch` (`scoreColumnsViaObjects`).
-   * Must give exactly the scores `scoreBatch` gives for the same readings.
+   * Must give exactly the scores `scoreBatch` gives for the same readings. It must not keep `input`
+   * after it returns (the service reuses the batch), and the service copies what it keeps of the
+   * output before the next call (a detector may reuse its output columns).
    */
   scoreColumns?(input: ReadingBatch): Promise<ColumnScoreOutput>;
   setLimits?(limits: SensorLimits): void;
