@@ -3,6 +3,8 @@
  * and admin clients, so swapping the client library (kafkajs' last release is from 2023) touches
  * one file. Logs go to pino; the partitioner is explicit (Java-compatible murmur2 on the key).
  */
+// First: replaces two kafkajs hot spots before kafkajs loads (see the module).
+import './kafkajs-tuning.ts';
 import { Kafka, Partitioners, logLevel, type KafkaConfig, type LogEntry, type ProducerConfig, type ConsumerConfig, type Producer, type Consumer, type Admin, type ITopicConfig } from 'kafkajs';
 import { readFileSync } from 'node:fs';
 import type { Logger } from './logger.ts';
