@@ -30,13 +30,14 @@
  * Options: --streams 1000,10000,100000 --detectors real,fake --sensors 10 --rate 50000 --seconds 15
  *          --drain-rounds 10 --baseline-batch 2048 --service-config JSON --service-node-args a,b
  *          --compression none|gzip --profile DIR (CPU profiles of the service, and of the broker in DIR/broker)
+ *          --latency-trace FILE (per-second e2e p50/p99/max of each live phase, appended as CSV)
  *          --instances N (N service processes in one consumer group: the service's scale-out; each
  *          instance's model matures on its share, so the warm-up grows with N)
  * The machine is shared and noisy: compare the ratios and CPU µs per reading, not absolute rates.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -72,6 +73,11 @@ const { values: args } = parseArgs({
     compression: { type: 'string', default: 'none' },
     /** Service instances in the consumer group (each its own process, like a scaled-out deployment). */
     instances: { type: 'string', default: '1' },
+    /**
+     * Write each live phase's end-to-end latencies over time to this CSV (phase, offered, second,
+     * samples, p50, p99, max): tells sustained queueing from periodic stalls (GC, a slow call).
+     */
+    'latency-trace': { type: 'string', default: '' },
     /** Write a CPU profile of the service process into this folder. */
     profile: { type: 'string', default: '' },
     /** Readings per raw scoreBatch call in the baseline (about what the service's 20 ms batch target gives). */
@@ -134,6 +140,23 @@ function liveRecordJson(machine: number, round: number, ts: number): string {
 function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+/** Appends a phase's e2e latencies per second of the phase to a CSV (see --latency-trace). */
+function traceLatency(file: string, streams: string, offered: number, latencies: number[], at: number[]): void {
+  const perSecond = new Map<number, number[]>();
+  for (let i = 0; i < latencies.length; i++) {
+    const sec = Math.floor(at[i] / 1000);
+    let list = perSecond.get(sec);
+    if (list === undefined) perSecond.set(sec, (list = []));
+    list.push(latencies[i]);
+  }
+  let out = existsSync(file) ? '' : 'streams,offered,second,samples,p50_ms,p99_ms,max_ms\n';
+  for (const [sec, list] of [...perSecond].sort((a, b) => a[0] - b[0])) {
+    list.sort((a, b) => a - b);
+    out += `${streams},${offered},${sec},${list.length},${quantile(list, 0.5)},${quantile(list, 0.99)},${list[list.length - 1]}\n`;
+  }
+  appendFileSync(file, out);
 }
 
 interface Baseline {
@@ -388,6 +411,8 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
     const seconds = Number(args.seconds);
     const loads = [...new Set([Math.floor(0.25 * kafkaRate), Math.min(Number(args.rate), Math.floor(0.8 * kafkaRate))])].sort((a, b) => a - b);
     let e2e: number[] = [];
+    /** Arrival (ms since the phase began) of each e2e sample, for --latency-trace. */
+    let e2eAt: number[] = [];
     const scoresConsumer = kafka.consumer({ groupId: 'bench-latency', maxWaitTimeInMs: 10 });
     await scoresConsumer.connect();
     await scoresConsumer.subscribe({ topics: [TOPICS.scores], fromBeginning: false });
@@ -397,7 +422,11 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
         if (partition !== 0) return;
         const now = Date.now();
         const scores = JSON.parse(message.value!.toString()) as { kind: string; ts: number }[];
-        for (const s of scores) if (s.kind === 'sensor' && s.ts >= liveFrom) e2e.push(now - s.ts);
+        for (const s of scores)
+          if (s.kind === 'sensor' && s.ts >= liveFrom) {
+            e2e.push(now - s.ts);
+            e2eAt.push(now - liveFrom);
+          }
       },
     });
     // Sampled by partition: fetching and decoding every score record here would compete with the
@@ -411,6 +440,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
     for (const offered of loads) {
       const before = await scrapeAll(urls);
       e2e = [];
+      e2eAt = [];
       liveFrom = Date.now();
       console.error(`[${streams} streams] live: offering ${offered} readings/s for ${seconds} s…`);
       const tickMs = 20;
@@ -440,6 +470,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
       const generated = produced / ((Date.now() - started) / 1000);
       await waitScored(urls, before.scored + produced, 300_000);
       const after = await scrapeAll(urls);
+      if (args['latency-trace']) traceLatency(args['latency-trace'], `${streams}`, offered, e2e, e2eAt);
       e2e.sort((a, b) => a - b);
       live.push({
         offered,

@@ -8,7 +8,7 @@ import { Reading as ReadingSchema, describeZodError, type DeadLetter, type Readi
 import { z } from 'zod';
 import { machineKey } from '../../common/topics.ts';
 import { ReadingDecoder, type ReadingBatch } from '../../common/reading-batch.ts';
-import type { OutputMessage } from './score-encoder.ts';
+import { roundModelOutput, type OutputMessage } from './score-encoder.ts';
 
 export type { OutputMessage } from './score-encoder.ts';
 
@@ -120,9 +120,17 @@ export function decodeMessages(
   }
 }
 
+/** A sensor score with its model outputs at wire precision (see `MODEL_OUTPUT_DIGITS`). */
+export function sensorScoreForWire(s: SensorScore): SensorScore {
+  const w: SensorScore = { ...s, predicted: roundModelOutput(s.predicted), lower: roundModelOutput(s.lower), upper: roundModelOutput(s.upper), rawScore: roundModelOutput(s.rawScore) };
+  if (s.forecast) w.forecast = { ...s.forecast, value: roundModelOutput(s.forecast.value), lower: roundModelOutput(s.forecast.lower), upper: roundModelOutput(s.forecast.upper) };
+  return w;
+}
+
 /**
  * One record per machine (key `site/line/machine`) holding that machine's sensor and machine scores
- * in the order the detector returned them, split every `maxPerRecord` scores.
+ * in the order the detector returned them, split every `maxPerRecord` scores; sensor scores' model
+ * outputs at wire precision. The object form `ScoreEncoder` must equal byte for byte.
  */
 export function encodeScores(
   sensor: SensorScore[],
@@ -137,7 +145,7 @@ export function encodeScores(
     if (!list) byMachine.set(key, (list = []));
     list.push(s);
   };
-  for (const s of sensor) add(s);
+  for (const s of sensor) add(sensorScoreForWire(s));
   for (const s of machine) add(s);
   const out: (OutputMessage & { value: string })[] = [];
   for (const [key, scores] of byMachine) {

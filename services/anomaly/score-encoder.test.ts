@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { MachineScore } from '../../common/messages.ts';
 import { ReadingBatch, SeriesInterner } from '../../common/reading-batch.ts';
 import { SensorScoreColumns, TTL_NONE } from './score-columns.ts';
-import { ScoreEncoder, writeJsonNumber } from './score-encoder.ts';
+import { roundModelOutput, ScoreEncoder, writeJsonNumber, writeModelNumber } from './score-encoder.ts';
 import { encodeScores } from './records.ts';
 
 /** A small seeded PRNG (mulberry32), so a failure reproduces. */
@@ -52,6 +52,25 @@ describe('services > anomaly > score encoder', () => {
       const end = writeJsonNumber(buf, 0, v);
       expect(buf.toString('latin1', 0, end), String(v)).toBe(JSON.stringify(v));
     }
+  });
+
+  it('writes model outputs as JSON.stringify of their 7-significant-digit rounding', () => {
+    const rnd = prng(11);
+    const buf = Buffer.alloc(64);
+    const values = [...EDGE, 1.2345675, 0.00012345675, 9.9999995, 0.99999995, 999999999999999.9, 1234567.5, 12345678.25, 1e-6 + 1e-20, 0.000999999951];
+    for (let i = 0; i < 20_000; i++) values.push(randomDouble(rnd));
+    // Typical sensor-unit outputs: a few digits before the point, noise after.
+    for (let i = 0; i < 20_000; i++) values.push((rnd() - 0.3) * 10 ** Math.floor(rnd() * 8 - 3));
+    // Exact ties at the 7th digit (where one multiplication could round the wrong way).
+    for (let i = 0; i < 2_000; i++) values.push(((1_000_000 + Math.floor(rnd() * 9_000_000)) * 10 + 5) * 10 ** (Math.floor(rnd() * 12) - 14));
+    for (const v of values) {
+      const end = writeModelNumber(buf, 0, v);
+      expect(buf.toString('latin1', 0, end), String(v)).toBe(JSON.stringify(roundModelOutput(v)));
+      // What a consumer reads back is the value to 7 significant digits (integers exactly).
+      if (Number.isFinite(v)) expect(Math.abs(roundModelOutput(v) - v)).toBeLessThanOrEqual(Math.abs(v) * 5.000001e-7);
+    }
+    expect(roundModelOutput(55.84147098480789)).toBe(55.84147);
+    expect(roundModelOutput(1699999999999)).toBe(1699999999999);
   });
 
   it('gives the bytes of JSON.stringify of the score objects, grouped per machine as encodeScores does', () => {

@@ -5,7 +5,7 @@
  * produce await were promoted and collected by the old-generation GC.
  *
  * The bytes are exactly those of `JSON.stringify` of the scores as objects
- * (`SensorScoreColumns.toSensorScores`), grouped as `encodeScores` (records.ts) groups them: one
+ * (`SensorScoreColumns.toSensorScores`, model outputs rounded by `roundModelOutput`), grouped as `encodeScores` (records.ts) groups them: one
  * record per machine key `site/line/machine`, sensor scores in row order then the machine's machine
  * scores, split every `maxPerRecord` scores (score-encoder.test.ts compares the two on random
  * values). What is constant per series — `{"kind":"sensor","site":…,"sensor":…,"ts":` — is encoded
@@ -138,6 +138,82 @@ export function writeJsonNumber(buf: Uint8Array, p: number, v: number): number {
   const s = '' + v;
   for (let i = 0; i < s.length; i++) buf[p + i] = s.charCodeAt(i);
   return p + s.length;
+}
+
+/**
+ * Significant digits of a score's model outputs on the wire (`predicted`, `lower`, `upper`,
+ * `rawScore` and the forecast's `value`, `lower`, `upper`). They come from a float32 network and
+ * running estimates: 7 digits is what float32 holds and more than any band or alert rule resolves,
+ * while printing all 17 of a double cost ~10 % of the service's CPU and ~15 % of every score's
+ * bytes. The reading's own `value`, `ts`, `likelihood` (alert thresholds sit within 1e-5 of 1, and
+ * its tail is kept resolvable up to 1 − 1e-14) and the machine scores keep full precision.
+ */
+export const MODEL_OUTPUT_DIGITS = 7;
+
+/** A model output as written on the wire: integers as they are, else rounded to 7 significant digits. */
+export function roundModelOutput(v: number): number {
+  if (!Number.isFinite(v) || (v === Math.floor(v) && Math.abs(v) < 9007199254740992)) return v;
+  return Number(v.toPrecision(MODEL_OUTPUT_DIGITS));
+}
+
+/** Exact powers of ten (all below 2^53 are exact doubles; up to 1e22 they are too). */
+const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
+
+/**
+ * Writes `JSON.stringify(roundModelOutput(v))` without V8's shortest-digits conversion: the 7
+ * digits come from one correctly rounded multiplication and integer arithmetic. Within 1e-6 of a
+ * rounding tie (where that product's last bit could decide) it defers to `toPrecision`.
+ */
+export function writeModelNumber(buf: Uint8Array, p: number, v: number): number {
+  let a = v < 0 ? -v : v;
+  if (!(a >= 1e-6 && a < 1e15) || a === Math.floor(a)) return writeJsonNumber(buf, p, roundModelOutput(v));
+  // e = floor(log10(a)), by comparison (log10 can be off by one next to powers of ten).
+  let e = 0;
+  if (a >= 1) {
+    while (e < 15 && POW10[e + 1] <= a) e++;
+  } else {
+    e = -1;
+    while (a * POW10[-e] < 1) e--;
+  }
+  const k = 6 - e; // scale so that 7 digits sit left of the point
+  const scaled = k >= 0 ? a * POW10[k] : a / POW10[-k];
+  let m = Math.floor(scaled);
+  const frac = scaled - m;
+  if (frac > 0.499999 && frac < 0.500001) return writeJsonNumber(buf, p, roundModelOutput(v));
+  if (frac > 0.5) m++;
+  if (m >= 1e7) {
+    // Rounded up to the next power of ten: one digit fewer after the point.
+    m = 1e6;
+    e++;
+  }
+  if (v < 0) buf[p++] = 0x2d;
+  // Digits of m (exactly 7), most significant first.
+  const d = DIGITS;
+  for (let i = 6; i >= 0; i--) {
+    d[i] = 0x30 + (m % 10);
+    m = Math.floor(m / 10);
+  }
+  // Trailing zeros are not written (shortest form), except those left of the decimal point.
+  let last = 6;
+  while (last > 0 && d[last] === 0x30 && last > e) last--;
+  if (e >= 6) {
+    for (let i = 0; i < 7; i++) buf[p++] = d[i];
+    for (let i = 6; i < e; i++) buf[p++] = 0x30;
+    return p;
+  }
+  if (e >= 0) {
+    for (let i = 0; i <= e; i++) buf[p++] = d[i];
+    if (last > e) {
+      buf[p++] = 0x2e;
+      for (let i = e + 1; i <= last; i++) buf[p++] = d[i];
+    }
+    return p;
+  }
+  buf[p++] = 0x30;
+  buf[p++] = 0x2e;
+  for (let i = -1; i > e; i--) buf[p++] = 0x30;
+  for (let i = 0; i <= last; i++) buf[p++] = d[i];
+  return p;
 }
 
 function writeUint31(buf: Uint8Array, p: number, v: number): number {
@@ -402,19 +478,11 @@ export class ScoreEncoder {
     for (const slot of order) {
       for (let j = 0; j < slot.rows; j++) {
         const k = sorted[slot.start + j];
+        // Model outputs are written directly by sensorScore (writeModelNumber).
         add(input.value[cols.point[k]]);
-        add(cols.predicted[k]);
-        add(cols.lower[k]);
-        add(cols.upper[k]);
-        add(cols.rawScore[k]);
         add(cols.likelihood[k]);
         const h = cols.forecastHorizonMs[k];
-        if (h === h) {
-          add(h);
-          add(cols.forecastValue[k]);
-          add(cols.forecastLower[k]);
-          add(cols.forecastUpper[k]);
-        }
+        if (h === h) add(h);
         const ttl = cols.timeToLimitMs[k];
         if (ttl === ttl && ttl !== TTL_NONE) add(ttl);
       }
@@ -529,10 +597,10 @@ export class ScoreEncoder {
     b.set(prefix, p);
     p = writeJsonNumber(b, p + prefix.length, input.ts[cols.point[k]]);
     p = this.nextNumber(b, W_VALUE(b, p));
-    p = this.nextNumber(b, W_PREDICTED(b, p));
-    p = this.nextNumber(b, W_LOWER(b, p));
-    p = this.nextNumber(b, W_UPPER(b, p));
-    p = this.nextNumber(b, W_RAW(b, p));
+    p = writeModelNumber(b, W_PREDICTED(b, p), cols.predicted[k]);
+    p = writeModelNumber(b, W_LOWER(b, p), cols.lower[k]);
+    p = writeModelNumber(b, W_UPPER(b, p), cols.upper[k]);
+    p = writeModelNumber(b, W_RAW(b, p), cols.rawScore[k]);
     p = this.nextNumber(b, W_LIKELIHOOD(b, p));
     b.set(version, p);
     p += version.length;
@@ -544,9 +612,9 @@ export class ScoreEncoder {
     p--; // reopen the object
     if (h === h) {
       p = this.nextNumber(b, W_FORECAST(b, p));
-      p = this.nextNumber(b, W_VALUE(b, p));
-      p = this.nextNumber(b, W_LOWER(b, p));
-      p = this.nextNumber(b, W_UPPER(b, p));
+      p = writeModelNumber(b, W_VALUE(b, p), cols.forecastValue[k]);
+      p = writeModelNumber(b, W_LOWER(b, p), cols.forecastLower[k]);
+      p = writeModelNumber(b, W_UPPER(b, p), cols.forecastUpper[k]);
       b[p++] = 0x7d; // }
     }
     if (ttl === ttl) p = ttl === TTL_NONE ? W_NULL(b, W_TTL(b, p)) : this.nextNumber(b, W_TTL(b, p));

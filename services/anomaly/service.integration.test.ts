@@ -16,6 +16,7 @@ import { startTestBroker, type TestBroker } from '../../test/helpers/kafka.ts';
 import { AnomalyConfig, start, type AnomalyHandle } from './index.ts';
 import { createDetector, DetectorConfig } from './detector/index.ts';
 import { ModelStore } from './model-store.ts';
+import { sensorScoreForWire } from './records.ts';
 import { RESCORE_TOPIC } from './config.schema.ts';
 import { collect, decodeDeadLetters, decodeScores, makeReadings, produceReadings, readingId, waitFor, type Collector } from './test-support/kafka-helpers.ts';
 
@@ -153,10 +154,11 @@ describeWith([], 'services > anomaly > service (embedded Kafka)', () => {
     const restored = await createDetector(DetectorConfig.parse({}));
     await restored.restore(saved.snapshot as Parameters<typeof restored.restore>[0]);
     const expected = (await restored.scoreBatch(next)).sensor;
-    expect(live).toEqual(JSON.parse(JSON.stringify(expected)));
+    // Exactly, at wire precision (model outputs to 7 significant digits).
+    expect(live).toEqual(JSON.parse(JSON.stringify(expected.map(sensorScoreForWire))));
     // And the state mattered: a fresh model scores the same readings differently.
     const fresh = await createDetector(DetectorConfig.parse({}));
-    expect(JSON.parse(JSON.stringify((await fresh.scoreBatch(next)).sensor))).not.toEqual(live);
+    expect(JSON.parse(JSON.stringify((await fresh.scoreBatch(next)).sensor.map(sensorScoreForWire)))).not.toEqual(live);
     restored.dispose();
     fresh.dispose();
     await second.close();
