@@ -109,13 +109,20 @@ const MATURE_READINGS = DETECTOR_DEFAULTS.model.matureSteps * Math.max(1, Math.r
 const warmRounds = (streams: number, instances = 1) => Math.max(DETECTOR_DEFAULTS.window + 1, Math.ceil((1.05 * MATURE_READINGS * instances) / streams));
 const T0 = Date.now() - 30 * 24 * 3600_000;
 
+/**
+ * Sensor values are quantised to 0.001 (a transmitter's resolution, what an edge bridge forwards),
+ * not doubles with 17 digits of synthetic noise: that is what a plant's records look like, and
+ * what the service's number parser sees.
+ */
+const quantise = (v: number) => Math.round(v * 1000) / 1000;
+
 function roundOf(machines: number, round: number, ts: number): Reading[][] {
   const out: Reading[][] = [];
   for (let m = 0; m < machines; m++) {
     const rec: Reading[] = [];
     for (let s = 0; s < SENSORS; s++) {
       const noise = ((m * 7919 + s * 104729 + round * 31) % 1000) / 1000;
-      rec.push({ site: 'bench', line: 'l1', machine: `m${m}`, sensor: `s${s}`, ts, value: 50 + 10 * Math.sin(round / 9 + s) + noise, receivedAt: ts });
+      rec.push({ site: 'bench', line: 'l1', machine: `m${m}`, sensor: `s${s}`, ts, value: quantise(50 + 10 * Math.sin(round / 9 + s) + noise), receivedAt: ts });
     }
     out.push(rec);
   }
@@ -131,7 +138,7 @@ function liveRecordJson(machine: number, round: number, ts: number): string {
   let out = '[';
   for (let s = 0; s < SENSORS; s++) {
     const noise = ((s * 104729 + round * 31) % 1000) / 1000;
-    const value = 50 + 10 * Math.sin(round / 9 + s) + noise;
+    const value = quantise(50 + 10 * Math.sin(round / 9 + s) + noise);
     out += `${s === 0 ? '' : ','}{"site":"bench","line":"l1","machine":"m${machine}","sensor":"s${s}","ts":${ts},"value":${value},"receivedAt":${ts}}`;
   }
   return out + ']';

@@ -43,6 +43,26 @@ describe('services > anomaly > scorer', () => {
     expect(scorer.pendingReadings).toBe(0);
   });
 
+  it('sends a group before scoring the next, and lets pending I/O (acks, fetches) run between calls', async () => {
+    const det = new FakeDetector();
+    const events: string[] = [];
+    const score = det.scoreColumns.bind(det);
+    det.scoreColumns = (b) => {
+      events.push(`score ${b.n}`);
+      return score(b);
+    };
+    const deliver = async (g: ScoredGroup<number>) => {
+      events.push(`send ${g.readings}`);
+      // An I/O callback that becomes ready meanwhile (an ack, a fetch response).
+      setImmediate(() => events.push('io'));
+    };
+    const scorer = new BatchScorer<number>({ detector: () => det, deliver, maxReadings: 5, maxInFlight: 4 });
+    // A backlog of three calls' worth: chained in one task, the first group's produce would wait
+    // for the other two calls and so would every ack and fetch response.
+    await scorer.submit(rs('a', 15), 0);
+    expect(events).toEqual(['score 5', 'send 5', 'io', 'score 5', 'send 5', 'io', 'score 5', 'send 5']);
+  });
+
   it('adapts the batch limit to the measured cost so that a call takes about targetBatchMs (within min/max)', async () => {
     let clock = 0;
     const det = new FakeDetector();

@@ -224,6 +224,17 @@ export class BatchScorer<T, D = ScoredGroup<T>> {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  private pumpScheduled = false;
+  /** `pump` after pending I/O callbacks (produce acks, fetched batches) had their turn. */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
   private pump(): void {
     if (this.busy) return;
     // A submission split across calls is finished first: exclusive work waits for it.
@@ -322,11 +333,14 @@ export class BatchScorer<T, D = ScoredGroup<T>> {
       return;
     }
     if (this.opts.prepare) this.doneReading(parts, input);
-    // The detector is free: score the next group while this one is produced.
+    // Send this group first, then score the next one while it is produced, in a later macrotask:
+    // chaining calls back to back in one task (up to maxInFlight of them under a backlog) held the
+    // produce of the first one, and every ack and fetch response, until the last was scored.
+    const delivered = this.opts.deliver(delivery);
     this.busy = false;
-    this.pump();
+    this.schedulePump();
     try {
-      await this.opts.deliver(delivery);
+      await delivered;
       this.finish(parts, n, undefined);
     } catch (err) {
       this.finish(parts, n, err);
@@ -352,7 +366,7 @@ export class BatchScorer<T, D = ScoredGroup<T>> {
         }
       } else if (!p.failed && p.outstanding === 0 && p.taken === p.n) p.resolve();
     }
-    this.pump();
+    this.schedulePump();
     if (this.queue.length === 0 && this.inFlight === 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
