@@ -74,7 +74,7 @@ const { values: args } = parseArgs({
     /** Service instances in the consumer group (each its own process, like a scaled-out deployment). */
     instances: { type: 'string', default: '1' },
     /**
-     * Write each live phase's end-to-end latencies over time to this CSV (phase, offered, second,
+     * Write each live phase's end-to-end latencies over time to this CSV (streams, offered, second,
      * samples, p50, p99, max): tells sustained queueing from periodic stalls (GC, a slow call).
      */
     'latency-trace': { type: 'string', default: '' },

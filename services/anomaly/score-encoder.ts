@@ -243,7 +243,8 @@ export class ScoreEncoder {
   /** The buffer being written; handed to the records at the end of `encode`. */
   private scratch: Buffer = Buffer.allocUnsafeSlow(1 << 16);
   /**
-   * The call's numbers (all but ts), in the order they are written, formatted by JSON.stringify of
+   * The call's full-precision numbers (a sensor score's value, likelihood, horizon and ttl; the
+   * machine scores' numbers), in the order they are written, formatted by JSON.stringify of
    * a reused array of NUM_CHUNK doubles at a time: V8 formats doubles in JSON.stringify without a
    * heap string per number, while `'' + v` allocates one and caches it (the number-string cache
    * kept them alive into the old generation). Chunks keep each text below V8's large-object size
