@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { freePort } from '../helpers/processes.ts';
+import { freePorts } from '../helpers/processes.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'pw-badconfig-'));
@@ -68,7 +68,9 @@ describe('e2e > bad config', () => {
     const port = (taken.address() as { port: number }).port;
     try {
       const env: Record<string, string> = { PLANTWATCH_GATEWAY__PORT: String(port) };
-      for (const key of ['BROKER__PORT', 'BROKER__HTTP_PORT', 'EDGE__EMBEDDED__PORT', 'EDGE__HTTP_PORT', 'ANOMALY__HTTP_PORT', 'STORAGE__HTTP_PORT', 'ALERTS__HTTP_PORT']) env[`PLANTWATCH_${key}`] = String(await freePort());
+      const keys = ['BROKER__PORT', 'BROKER__HTTP_PORT', 'EDGE__EMBEDDED__PORT', 'EDGE__HTTP_PORT', 'ANOMALY__HTTP_PORT', 'STORAGE__HTTP_PORT', 'ALERTS__HTTP_PORT'];
+      const ports = await freePorts(keys.length);
+      keys.forEach((key, i) => (env[`PLANTWATCH_${key}`] = String(ports[i])));
       const r = startWith([], env);
       expect(r.stderr).toBe(
         `plantwatch: invalid config: gateway.port (PLANTWATCH_GATEWAY__PORT): 0.0.0.0:${port} is already in use (another Plantwatch or another server is listening there); stop it or choose a free port`,

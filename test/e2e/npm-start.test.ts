@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEMO_PLANT } from '../../simulators/index.ts';
-import { freePort } from '../helpers/processes.ts';
+import { freePorts } from '../helpers/processes.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
@@ -24,7 +24,8 @@ describe('e2e > plantwatch start (npm start)', () => {
   });
 
   it('shows the demo machines with live values within 30 s, serves /metrics per component, stops on Ctrl-C', async () => {
-    const ports = { broker: await freePort(), mqtt: await freePort(), gateway: await freePort(), edge: await freePort(), anomaly: await freePort(), storage: await freePort(), alerts: await freePort(), brokerOps: await freePort() };
+    const [broker, mqtt, gateway, edge, anomaly, storage, alerts, brokerOps] = await freePorts(8);
+    const ports = { broker, mqtt, gateway, edge, anomaly, storage, alerts, brokerOps };
     const started = Date.now();
     child = spawn(process.execPath, ['--import', 'tsx', 'bin/plantwatch.ts', 'start'], {
       cwd: ROOT,

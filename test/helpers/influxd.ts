@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, isAlive, stopChild } from './processes.ts';
+import { freePorts, isAlive, stopChild } from './processes.ts';
 
 export interface InfluxdHandle {
   /** http://127.0.0.1:<port>/<db>: a DSN with the database in the path, as `influx.url` expects. */
@@ -115,8 +115,7 @@ export async function startInfluxd(opts: { db?: string } = {}): Promise<InfluxdH
     // Ports chosen once keep the URL stable across restarts; only the first start may re-pick.
     for (let attempt = 0; attempt < 5; attempt++) {
       if (!httpPort || (attempt > 0 && !startedOnce)) {
-        httpPort = await freePort();
-        rpcPort = await freePort();
+        [httpPort, rpcPort] = await freePorts(2);
         baseUrl = `http://127.0.0.1:${httpPort}`;
       }
       if (await launch()) {

@@ -3,7 +3,7 @@
  * whether a child is still running, and a SIGTERM-then-SIGKILL stop.
  */
 import type { ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 
 /** A port free on 127.0.0.1 right now (the OS picks it; another process could still take it later). */
 export function freePort(): Promise<number> {
@@ -16,6 +16,28 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * `count` distinct ports free on 127.0.0.1 right now. Each listener stays open until all are picked:
+ * calling freePort() in a row can hand out the same port twice, since each is released before the next.
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const srv = createServer();
+      srv.unref();
+      servers.push(srv);
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(0, '127.0.0.1', () => resolve());
+      });
+    }
+    return servers.map((srv) => (srv.address() as { port: number }).port);
+  } finally {
+    await Promise.all(servers.map((srv) => new Promise<void>((r) => (srv.listening ? srv.close(() => r()) : r()))));
+  }
 }
 
 export function isAlive(child: ChildProcess): boolean {
