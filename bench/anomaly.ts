@@ -255,6 +255,8 @@ async function produceRounds(producer: Producer, machines: number, fromRound: nu
 
 interface Scraped {
   scored: number;
+  /** Scoring calls (detector calls) of the live pipeline. */
+  calls: number;
   streams: number;
   stateBytes: number;
   /** Total time scoring was paused for checkpoint captures. */
@@ -265,9 +267,10 @@ interface Scraped {
 /** The instances' metrics added up (histogram buckets too: they share their edges). */
 async function scrapeAll(opsUrls: string[]): Promise<Scraped> {
   const all = await Promise.all(opsUrls.map(scrape));
-  const sum: Scraped = { scored: 0, streams: 0, stateBytes: 0, capturePauseS: 0, latencyBuckets: new Map() };
+  const sum: Scraped = { scored: 0, calls: 0, streams: 0, stateBytes: 0, capturePauseS: 0, latencyBuckets: new Map() };
   for (const s of all) {
     sum.scored += s.scored;
+    sum.calls += s.calls;
     sum.streams += s.streams;
     sum.stateBytes += s.stateBytes;
     sum.capturePauseS += s.capturePauseS;
@@ -285,6 +288,7 @@ async function scrape(opsUrl: string): Promise<Scraped> {
   }
   return {
     scored: num(/plantwatch_anomaly_readings_scored_total\{pipeline="live"[^}]*\} (\d+)/),
+    calls: num(/plantwatch_anomaly_batches_total\{pipeline="live"[^}]*\} (\d+)/),
     capturePauseS: num(/plantwatch_anomaly_checkpoint_capture_seconds_sum(?:\{[^}]*\})? ([\d.e+-]+)/),
     streams: num(/plantwatch_anomaly_streams_active(?:\{[^}]*\})? (\d+)/),
     stateBytes: num(/plantwatch_anomaly_state_bytes(?:\{[^}]*\})? (\d+)/),
@@ -340,6 +344,11 @@ interface LiveResult {
   p99E2eMs: number;
   /** CPU µs per reading of this bench process during the phase: the load generator and the sampled consumer. */
   generatorCpuUsPerReading: number;
+  /** CPU µs per reading of the service process(es) during the phase (all their threads). */
+  serviceCpuUsPerReading: number;
+  /** Scoring calls per second during the phase, and readings per call. */
+  callsPerS: number;
+  readingsPerCall: number;
 }
 
 type DetectorKind = 'real' | 'fake';
@@ -456,6 +465,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
       const started = Date.now();
       const sends: Promise<unknown>[] = [];
       const genCpu0 = process.cpuUsage();
+      const svcCpu0 = serviceCpu();
       for (let tick = 0; Date.now() - started < seconds * 1000; tick++) {
         const ts = Date.now();
         const messages = [];
@@ -476,6 +486,8 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
       const genCpu = process.cpuUsage(genCpu0);
       const generated = produced / ((Date.now() - started) / 1000);
       await waitScored(urls, before.scored + produced, 300_000);
+      const phaseS = (Date.now() - started) / 1000;
+      const svcCpu = serviceCpu() - svcCpu0;
       const after = await scrapeAll(urls);
       if (args['latency-trace']) traceLatency(args['latency-trace'], `${streams}`, offered, e2e, e2eAt);
       e2e.sort((a, b) => a - b);
@@ -486,6 +498,9 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
         p50E2eMs: quantile(e2e, 0.5),
         p99E2eMs: quantile(e2e, 0.99),
         generatorCpuUsPerReading: (genCpu.user + genCpu.system) / produced,
+        serviceCpuUsPerReading: (svcCpu * 1e6) / produced,
+        callsPerS: (after.calls - before.calls) / phaseS,
+        readingsPerCall: (after.scored - before.scored) / Math.max(1, after.calls - before.calls),
       });
     }
     await scoresConsumer.disconnect();
@@ -547,19 +562,19 @@ for (const r of rows) {
   );
 }
 console.log(`\nLive latency (arrival in Kafka → scores acknowledged), beside the raw scoreBatch(${BASELINE_BATCH}) p99 baseline`);
-console.log('| detector | streams | offered readings/s | generated/s | generator CPU µs/reading | p99 ms (service histogram, ≤ bucket edge) | p50 / p99 ms end to end (sampled consumer) | raw scoreBatch p99 ms |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+console.log('| detector | streams | offered readings/s | generated/s | generator CPU µs/reading | service CPU µs/reading | scoring calls/s (readings per call) | p99 ms (service histogram, ≤ bucket edge) | p50 / p99 ms end to end (sampled consumer) | raw scoreBatch p99 ms |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
   for (const l of r.live) {
-    console.log(`| ${r.detector} | ${f(r.streams)} | ${f(l.offered)} | ${f(l.generated)} | ${f(l.generatorCpuUsPerReading, 1)} | ${f(l.p99HistMs)} | ${f(l.p50E2eMs)} / ${f(l.p99E2eMs)} | ${f(r.baseP99CallMs, 1)} |`);
+    console.log(`| ${r.detector} | ${f(r.streams)} | ${f(l.offered)} | ${f(l.generated)} | ${f(l.generatorCpuUsPerReading, 1)} | ${f(l.serviceCpuUsPerReading, 1)} | ${f(l.callsPerS)} (${f(l.readingsPerCall)}) | ${f(l.p99HistMs)} | ${f(l.p50E2eMs)} / ${f(l.p99E2eMs)} | ${f(r.baseP99CallMs, 1)} |`);
   }
 }
 console.log('\ncsv');
-console.log('instances,detector,streams,load_start,load_end,baseline_readings_per_s,kafka_readings_per_s,ratio,baseline_cpu_us_per_reading,baseline_young_cpu_us_per_reading,service_cpu_us_per_reading,broker_cpu_us_per_reading,baseline_call_p99_ms,state_bytes_per_stream,rss_mb,checkpoint_s,checkpoint_pause_ms,checkpoint_mb,offered_per_s,generated_per_s,generator_cpu_us_per_reading,p99_hist_ms,p50_e2e_ms,p99_e2e_ms');
+console.log('instances,detector,streams,load_start,load_end,baseline_readings_per_s,kafka_readings_per_s,ratio,baseline_cpu_us_per_reading,baseline_young_cpu_us_per_reading,service_cpu_us_per_reading,broker_cpu_us_per_reading,baseline_call_p99_ms,state_bytes_per_stream,rss_mb,checkpoint_s,checkpoint_pause_ms,checkpoint_mb,offered_per_s,generated_per_s,generator_cpu_us_per_reading,p99_hist_ms,p50_e2e_ms,p99_e2e_ms,service_live_cpu_us_per_reading,calls_per_s,readings_per_call');
 for (const r of rows) {
   for (const l of r.live) {
     console.log(
-      [INSTANCES, r.detector, r.streams, r.load[0], r.load[1], r.baseRate, r.kafkaRate, r.kafkaRate / r.baseRate, r.baseCpuUsPerReading, r.baseYoungCpuUsPerReading, r.cpuUsPerReading.service, r.cpuUsPerReading.broker, r.baseP99CallMs, r.bytesPerStream, r.rssMb, r.checkpointS, r.checkpointPauseMs, r.checkpointMb, l.offered, l.generated, l.generatorCpuUsPerReading, l.p99HistMs, l.p50E2eMs, l.p99E2eMs]
+      [INSTANCES, r.detector, r.streams, r.load[0], r.load[1], r.baseRate, r.kafkaRate, r.kafkaRate / r.baseRate, r.baseCpuUsPerReading, r.baseYoungCpuUsPerReading, r.cpuUsPerReading.service, r.cpuUsPerReading.broker, r.baseP99CallMs, r.bytesPerStream, r.rssMb, r.checkpointS, r.checkpointPauseMs, r.checkpointMb, l.offered, l.generated, l.generatorCpuUsPerReading, l.p99HistMs, l.p50E2eMs, l.p99E2eMs, l.serviceCpuUsPerReading, l.callsPerS, l.readingsPerCall]
         .map((x) => (typeof x === 'number' && Number.isFinite(x) ? Number(x.toFixed(3)) : x))
         .join(','),
     );

@@ -14,8 +14,13 @@ import { TOPICS } from './topics.ts';
 export type { Producer, Consumer, Admin, EachBatchPayload, EachMessagePayload, KafkaMessage, IHeaders, RecordMetadata } from 'kafkajs';
 export { CompressionTypes } from 'kafkajs';
 
+/** What a service needs of a producer to send batches: kafkajs' Producer, or a ThreadedProducer. */
+export type BatchProducer = Pick<Producer, 'connect' | 'disconnect' | 'sendBatch'>;
+
 export interface KafkaClients {
   readonly brokers: string[];
+  /** What the clients were created from (absent on test fakes): lets a worker thread open its own. */
+  readonly config?: KafkaClientConfig & { brokers: string[] };
   producer(opts?: ProducerConfig): Producer;
   consumer(opts: ConsumerConfig): Consumer;
   admin(): Admin;
@@ -58,6 +63,7 @@ export function createKafkaClients(config: KafkaClientConfig & { brokers: string
   const kafka = new Kafka(kafkaConfig);
   return {
     brokers: config.brokers,
+    config,
     producer: (opts = {}) => kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, ...opts }),
     consumer: (opts) => kafka.consumer(opts),
     admin: () => kafka.admin(),

@@ -88,6 +88,12 @@ export const AnomalyConfig = z.strictObject({
    * and shrinks score JSON several times; consumers (kafkajs, librdkafka) read it transparently.
    */
   compression: z.enum(['none', 'gzip']).default('none'),
+  /**
+   * Where the score producer runs. `worker` (default): a kafkajs producer in its own worker thread
+   * (common/kafka-producer-thread.ts), so building record batches and writing them to the socket
+   * runs on the other core, beside fetching, decoding and scoring. `main`: in the service's thread.
+   */
+  producerThread: z.enum(['worker', 'main']).default('worker'),
   group: z
     .strictObject({
       /** An instance that stops heart-beating for this long loses its partitions to the others. */

@@ -9,7 +9,8 @@
 import { join, resolve } from 'node:path';
 import { onceClose, type ComponentContext, type ComponentHandle } from '../../common/component.ts';
 import { PlatformError } from '../../common/errors.ts';
-import { ensureTopics, PLATFORM_TOPICS, type TopicSpec } from '../../common/kafka.ts';
+import { ensureTopics, PLATFORM_TOPICS, type BatchProducer, type TopicSpec } from '../../common/kafka.ts';
+import { ThreadedProducer } from '../../common/kafka-producer-thread.ts';
 import { startOpsServer } from '../../common/http.ts';
 import { AnomalyConfig } from './config.schema.ts';
 import type { DetectorFactory, DetectorSnapshotLike, ScoringDetector } from './detector-port.ts';
@@ -135,7 +136,10 @@ export async function start(configInput: AnomalyConfig, ctx: ComponentContext, d
   const topics: TopicSpec[] = [config.inputTopic, config.outputTopic, config.deadLetterTopic].map(
     (topic) => PLATFORM_TOPICS.find((t) => t.topic === topic) ?? { topic, numPartitions: 6 },
   );
-  const producer = ctx.kafka.producer({ allowAutoTopicCreation: false, idempotent: false });
+  const producerConfig = { allowAutoTopicCreation: false, idempotent: false };
+  // The worker thread needs the client configuration to open its own connections (test fakes have none).
+  const producer: BatchProducer =
+    config.producerThread === 'worker' && ctx.kafka.config ? new ThreadedProducer(ctx.kafka.config, producerConfig, log) : ctx.kafka.producer(producerConfig);
   try {
     await ensureTopics(ctx.kafka, topics);
     await producer.connect();

@@ -25,7 +25,7 @@
  * are re-fetched (after a rebalance). Backpressure: a batch waits while a scoring call's worth of
  * readings is already waiting for the detector.
  */
-import { CompressionTypes, type Consumer, type EachBatchPayload, type KafkaClients, type Producer } from '../../common/kafka.ts';
+import { CompressionTypes, type Consumer, type EachBatchPayload, type KafkaClients, type BatchProducer } from '../../common/kafka.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { DeadLetter } from '../../common/messages.ts';
 import type { AnomalyConfig } from './config.schema.ts';
@@ -92,7 +92,7 @@ const DECODE_POOL_MAX = 16;
 export interface PipelineOptions {
   name: 'live' | 'rescore';
   kafka: KafkaClients;
-  producer: Producer;
+  producer: BatchProducer;
   logger: Logger;
   metrics: AnomalyMetrics;
   groupId: string;

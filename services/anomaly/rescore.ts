@@ -7,7 +7,7 @@
  * running beside it. When the range is done the new version is checkpointed, and optionally promoted
  * to live (that is what `retrain` does).
  */
-import { ensureTopics, type Consumer, type KafkaClients, type Producer } from '../../common/kafka.ts';
+import { ensureTopics, type Consumer, type KafkaClients, type BatchProducer } from '../../common/kafka.ts';
 import type { Logger } from '../../common/logger.ts';
 import { PlatformError } from '../../common/errors.ts';
 import type { AnomalyConfig } from './config.schema.ts';
@@ -61,7 +61,7 @@ export interface RescoreStatus {
 
 export interface RescoreDeps {
   kafka: KafkaClients;
-  producer: Producer;
+  producer: BatchProducer;
   logger: Logger;
   metrics: AnomalyMetrics;
   config: AnomalyConfig;

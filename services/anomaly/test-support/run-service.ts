@@ -31,6 +31,9 @@ const clients = createKafkaClients({ ...KafkaClientConfig.parse({}), clientId: s
 let sends = 0;
 const kafka: KafkaClients = {
   ...clients,
+  // The crash hook wraps kafkajs' producer in this thread; without `config` the service keeps its
+  // producer here instead of in a worker thread (the commit-after-ack logic is the same for both).
+  config: spec.crashAfterSends ? undefined : clients.config,
   producer: (opts) => {
     const producer = clients.producer(opts);
     if (!spec.crashAfterSends) return producer;
