@@ -4,7 +4,7 @@
  * with kafkajs' RecordMetadata or its error. Logs go back as pino lines.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { pino } from 'pino';
+import { workerThreadLogger } from './logger.ts';
 import { createKafkaClients } from './kafka.ts';
 import { serializeKafkaError, unpack, type FromProducerThread, type ProducerThreadInit, type ToProducerThread } from './kafka-producer-thread.ts';
 
@@ -12,7 +12,7 @@ const init = workerData.init as ProducerThreadInit;
 const port = parentPort!;
 const send = (m: FromProducerThread) => port.postMessage(m);
 
-const logger = pino({ level: init.logLevel, base: undefined, timestamp: false }, { write: (line: string) => send({ type: 'log', line }) });
+const logger = workerThreadLogger(init.logLevel, (line) => send({ type: 'log', line }));
 const producer = createKafkaClients(init.kafka, logger).producer(init.producer);
 
 port.on('message', (m: ToProducerThread) => {

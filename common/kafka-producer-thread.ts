@@ -16,12 +16,11 @@
  * this side's logger.
  */
 import { Worker } from 'node:worker_threads';
-import { pino } from 'pino';
 import type { IHeaders, Message, ProducerBatch, ProducerConfig, RecordMetadata } from 'kafkajs';
 import type { KafkaClientConfig } from './config/fragments.ts';
 import type { BatchProducer } from './kafka.ts';
 import { PlatformError } from './errors.ts';
-import type { Logger } from './logger.ts';
+import { relayWorkerLine, type Logger } from './logger.ts';
 
 const BOOTSTRAP = new URL('./ts-worker-bootstrap.mjs', import.meta.url);
 const ENTRY = new URL('./kafka-producer-thread-worker.ts', import.meta.url);
@@ -171,14 +170,9 @@ export class ThreadedProducer implements BatchProducer {
   }
 
   private relog(line: string): void {
-    try {
-      const { level, msg, time: _t, pid: _p, hostname: _h, ...rest } = JSON.parse(line) as { level: number; msg?: string; [k: string]: unknown };
-      const label = (pino.levels.labels[level] ?? 'info') as 'info';
-      this.logger[label](rest, msg);
-    } catch {
-      this.logger.info(line.trim());
-    }
+    relayWorkerLine(this.logger, line);
   }
+
 }
 
 /** A batch as one message for the worker: values copied once into a buffer that is transferred. */

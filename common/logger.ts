@@ -24,3 +24,22 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/**
+ * The logger of a worker thread: pino lines posted to the main thread through `post`, where
+ * `relayWorkerLine` writes them through the main thread's logger (one stream, one format).
+ */
+export function workerThreadLogger(level: string, post: (line: string) => void): Logger {
+  return pino({ level, base: undefined, timestamp: false }, { write: post });
+}
+
+/** Writes a line from `workerThreadLogger` through `logger`, at its level. */
+export function relayWorkerLine(logger: Logger, line: string): void {
+  try {
+    const { level, msg, time: _t, pid: _p, hostname: _h, ...rest } = JSON.parse(line) as { level: number; msg?: string; [k: string]: unknown };
+    const label = (pino.levels.labels[level] ?? 'info') as 'info';
+    logger[label](rest, msg);
+  } catch {
+    logger.info(line.trim());
+  }
+}

@@ -5,7 +5,7 @@
  * pino lines, metrics on request.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { pino } from 'pino';
+import { workerThreadLogger } from '../../common/logger.ts';
 import { prom } from '../../common/metrics.ts';
 import { DEFAULT_STORE_OPTIONS, type StorageBackend } from './backend.ts';
 import { EmbeddedStore } from './embedded-store.ts';
@@ -16,7 +16,7 @@ const init = workerData.init as StoreWorkerInit;
 const port = parentPort!;
 const send = (m: FromStoreWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer ?? []);
 
-const logger = pino({ level: init.logLevel, base: undefined, timestamp: false }, { write: (line: string) => send({ type: 'log', line }) });
+const logger = workerThreadLogger(init.logLevel, (line) => send({ type: 'log', line }));
 const registry = new prom.Registry();
 /** The main thread's clock when it has one (tests move it), else ours. */
 let clock: number | undefined;

@@ -16,9 +16,8 @@
  * as retriable (STORAGE_UNAVAILABLE) and is started again by the next call.
  */
 import { Worker } from 'node:worker_threads';
-import { pino } from 'pino';
 import type { Alert, MachineScore, Reading, SensorScore } from '../../common/messages.ts';
-import type { Logger } from '../../common/logger.ts';
+import { relayWorkerLine, type Logger } from '../../common/logger.ts';
 import { prom } from '../../common/metrics.ts';
 import type { BatchWriteResult, MachineScorePoint, StorageBackend, StoreOptions } from './backend.ts';
 import { getOrCreate } from './cardinality.ts';
@@ -143,14 +142,9 @@ export class WorkerEmbeddedStore implements StorageBackend {
   }
 
   private relog(line: string): void {
-    try {
-      const { level, msg, time: _t, pid: _p, hostname: _h, ...rest } = JSON.parse(line) as { level: number; msg?: string; [k: string]: unknown };
-      const label = (pino.levels.labels[level] ?? 'info') as 'info';
-      this.logger[label](rest, msg);
-    } catch {
-      this.logger.info(line.trim());
-    }
+    relayWorkerLine(this.logger, line);
   }
+
 
   private settle(id: number, result: unknown, error: Error | undefined): void {
     const p = this.pending.get(id);

@@ -261,6 +261,27 @@ describe('services > anomaly > detector', () => {
     expect(out.sensor[0].warmingUp).toBe(true);
     expect(det.streamCount()).toBe(10);
   });
+
+  it('reports state bytes kept up to date through churn, evictions and a restore (no walk per /metrics scrape)', async () => {
+    const det = await detector({ maxStreams: 12 });
+    const mk = (m: number, s: number, i: number): Reading => ({ site: 's', line: 'l', machine: `m${m}`, sensor: `sensor-${s}`, ts: 1000 + i, value: i % 7, receivedAt: 0 });
+    const empty = det.stateBytes();
+    for (let i = 0; i < 30; i++) await det.scoreBatch([mk(i % 5, i % 4, i), mk((i * 3) % 7, (i + 1) % 4, i)]);
+    expect(det.streamCount()).toBe(12);
+    const busy = det.stateBytes();
+    expect(busy).toBeGreaterThan(empty);
+    // A detector restored from the snapshot holds the same streams and machines: the same bytes.
+    const twin = await detector({ maxStreams: 12 });
+    await twin.restore(await det.snapshot());
+    expect(twin.streamCount()).toBe(12);
+    expect(twin.stateBytes()).toBe(busy);
+    // Every stream evicted by newcomers of one-sensor machines: the old streams' and machines' bytes are gone.
+    for (let i = 0; i < 12; i++) await twin.scoreBatch([{ site: 'x', line: 'l', machine: `n${i}`, sensor: 'sensor-0', ts: 5000, value: 1, receivedAt: 0 }]);
+    const fresh = await detector({ maxStreams: 12 });
+    for (let i = 0; i < 12; i++) await fresh.scoreBatch([{ site: 'x', line: 'l', machine: `n${i}`, sensor: 'sensor-0', ts: 5000, value: 1, receivedAt: 0 }]);
+    expect(twin.stateBytes() - fresh.stateBytes()).toBe(0);
+  });
+
   it('scores column batches exactly as scoreBatch does, across evictions, a restore and series entries of several interners', async () => {
     // 3 machines × 4 sensors, room for 9 streams: streams are evicted and come back all the time.
     const mk = (m: number, s: number, i: number): Reading => ({
