@@ -28,7 +28,7 @@
  * The 1-minute load average at the start and end of each run is printed beside its figures.
  *
  * Options: --streams 1000,10000,100000 --detectors real,fake --sensors 10 --rate 50000 --seconds 15
- *          --drain-rounds 10 --baseline-batch 2048 --service-config JSON --service-node-args a,b
+ *          --drain-rounds 10 --baseline-batch 2048 --service-config JSON --service-node-args a,b --broker-node-args a,b
  *          --compression none|gzip --profile DIR (CPU profiles of the service, and of the broker in DIR/broker)
  *          --latency-trace FILE (per-second e2e p50/p99/max of each live phase, appended as CSV)
  *          --instances N (N service processes in one consumer group: the service's scale-out; each
@@ -67,6 +67,8 @@ const { values: args } = parseArgs({
     detectors: { type: 'string', default: 'real,fake' },
     /** Extra node flags for the service process, comma-separated (e.g. --max-semi-space-size=64). */
     'service-node-args': { type: 'string', default: '' },
+    /** Extra node flags for the broker process, comma-separated. */
+    'broker-node-args': { type: 'string', default: '' },
     /** JSON merged into the service's config (e.g. '{"batch":{"maxInFlight":4}}'). */
     'service-config': { type: 'string', default: '{}' },
     /** Compression of the service's score records: none or gzip. */
@@ -228,7 +230,8 @@ async function baseline(streams: number, kind: DetectorKind): Promise<Baseline> 
 async function startBrokerProcess(dataDir: string): Promise<{ proc: ChildProcess; brokers: string[] }> {
   // With --profile the broker is profiled too, into DIR/broker.
   const prof = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(args.profile, 'broker')}`] : [];
-  const proc = spawn(process.execPath, [...prof, '--import', 'tsx', new URL(import.meta.url).pathname, '--role', 'broker', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const extra = args['broker-node-args'] ? args['broker-node-args'].split(',') : [];
+  const proc = spawn(process.execPath, [...extra, ...prof, '--import', 'tsx', new URL(import.meta.url).pathname, '--role', 'broker', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).once('line', resolve);
     proc.once('exit', (c) => reject(new Error(`broker exited ${c}`)));
