@@ -145,7 +145,11 @@ export class ThreadedProducer implements BatchProducer {
           void worker.terminate();
         }
       });
+      let down = false;
+      // 'error' is followed by 'exit': the first of the two settles everything.
       const gone = (why: string) => {
+        if (down) return;
+        down = true;
         if (this.worker === worker) this.worker = undefined;
         const err = new PlatformError('KAFKA_PRODUCER_THREAD_EXITED', `Kafka producer thread ${why}`, { retriable: true });
         if (!ready) reject(err);
