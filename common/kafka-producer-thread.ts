@@ -16,9 +16,8 @@
  * this side's logger.
  */
 import { Worker } from 'node:worker_threads';
-import type { IHeaders, Message, ProducerBatch, ProducerConfig, RecordMetadata } from 'kafkajs';
+import type { BatchProducer, IHeaders, Message, ProducerBatch, ProducerConfig, RecordMetadata } from './kafka.ts';
 import type { KafkaClientConfig } from './config/fragments.ts';
-import type { BatchProducer } from './kafka.ts';
 import { PlatformError } from './errors.ts';
 import { relayWorkerLine, type Logger } from './logger.ts';
 

@@ -11,7 +11,7 @@ import type { Logger } from './logger.ts';
 import type { KafkaClientConfig } from './config/fragments.ts';
 import { TOPICS } from './topics.ts';
 
-export type { Producer, Consumer, Admin, EachBatchPayload, EachMessagePayload, KafkaMessage, IHeaders, RecordMetadata } from 'kafkajs';
+export type { Producer, Consumer, Admin, EachBatchPayload, EachMessagePayload, KafkaMessage, IHeaders, RecordMetadata, Message, ProducerBatch, ProducerConfig } from 'kafkajs';
 export { CompressionTypes } from 'kafkajs';
 
 /** What a service needs of a producer to send batches: kafkajs' Producer, or a ThreadedProducer. */
