@@ -14,6 +14,11 @@
  * name, message and `retriable` flag. A worker that dies fails its pending sends as retriable
  * (`KAFKA_PRODUCER_THREAD_EXITED`) and is started again by the next send. Logs come back through
  * this side's logger.
+ *
+ * An extension module (`extension`) moves more of a service's output work into the thread: it
+ * exports `createProducerExtension({ producer, logger })`, which returns a handler for the
+ * payloads of `call` (the anomaly service encodes its score records there). A handler that
+ * produces must call `producer.sendBatch` before its first await, so calls reach the wire in order.
  */
 import { Worker } from 'node:worker_threads';
 import type { BatchProducer, IHeaders, Message, ProducerBatch, ProducerConfig, RecordMetadata } from './kafka.ts';
@@ -28,7 +33,18 @@ export interface ProducerThreadInit {
   kafka: KafkaClientConfig & { brokers: string[] };
   producer: ProducerConfig;
   logLevel: string;
+  /** URL of the extension module, if any. */
+  extension?: string;
 }
+
+/** What an extension module's `createProducerExtension` gets, in the thread. */
+export interface ProducerExtensionContext {
+  producer: BatchProducer;
+  logger: Logger;
+}
+/** Handles one `call` payload in the thread; its result goes back to the caller (structured clone). */
+export type ProducerExtensionHandler = (payload: unknown) => Promise<unknown>;
+export type CreateProducerExtension = (ctx: ProducerExtensionContext) => ProducerExtensionHandler;
 
 /** One topic's messages, packed: every value's bytes in `values`, in message order. */
 export interface PackedTopic {
@@ -44,6 +60,7 @@ export interface PackedTopic {
 
 export type ToProducerThread =
   | { type: 'send'; id: number; acks?: number; timeout?: number; compression?: number; topics: PackedTopic[]; values: ArrayBuffer }
+  | { type: 'call'; id: number; payload: unknown }
   | { type: 'disconnect'; id: number };
 
 export interface SerializedKafkaError {
@@ -57,7 +74,7 @@ export type FromProducerThread =
   | { type: 'ready' }
   | { type: 'failed'; error: SerializedKafkaError }
   | { type: 'log'; line: string }
-  | { type: 'result'; id: number; result?: RecordMetadata[]; error?: SerializedKafkaError };
+  | { type: 'result'; id: number; result?: unknown; error?: SerializedKafkaError };
 
 export function serializeKafkaError(err: unknown): SerializedKafkaError {
   const e = err as { name?: string; message?: string; retriable?: boolean; code?: string };
@@ -68,7 +85,12 @@ function deserializeKafkaError(s: SerializedKafkaError): Error {
   return Object.assign(new Error(s.message), { name: s.name, retriable: s.retriable, ...(s.code ? { code: s.code } : {}) });
 }
 
-type Pending = { resolve(v: RecordMetadata[] | undefined): void; reject(e: Error): void };
+type Pending = { resolve(v: unknown): void; reject(e: Error): void };
+
+export interface ThreadedProducerOptions {
+  /** An extension module for `call` (see above). */
+  extension?: URL;
+}
 
 export class ThreadedProducer implements BatchProducer {
   private worker: Worker | undefined;
@@ -77,13 +99,26 @@ export class ThreadedProducer implements BatchProducer {
   private nextCall = 1;
   private closed = false;
   private readonly logger: Logger;
+  /**
+   * Counts the threads started: state an extension keeps in the thread (per-series caches) is
+   * gone when this changes, so callers that mirror it there start afresh.
+   */
+  private generation = 0;
+  readonly extension: URL | undefined;
 
   constructor(
     private readonly kafka: KafkaClientConfig & { brokers: string[] },
     private readonly producerConfig: ProducerConfig,
     logger: Logger,
+    options: ThreadedProducerOptions = {},
   ) {
     this.logger = logger.child({ producer: 'thread' });
+    this.extension = options.extension;
+  }
+
+  /** The thread is up (a send now goes to it without starting one). */
+  get running(): boolean {
+    return this.worker !== undefined;
   }
 
   /** Starts the worker and connects its producer (rejects with the connection error). */
@@ -110,8 +145,23 @@ export class ThreadedProducer implements BatchProducer {
     return (await this.post(w, msg, transfer)) as RecordMetadata[];
   }
 
-  private post(w: Worker, msg: ToProducerThread, transfer: ArrayBuffer[] = []): Promise<RecordMetadata[] | undefined> {
+  /**
+   * Sends a payload to the extension's handler and resolves with its result. `build` runs once the
+   * thread is up, with that thread's generation, right before the payload is posted (so payloads
+   * reach the thread in the order of the calls).
+   */
+  async call(build: (generation: number) => { payload: unknown; transfer?: ArrayBuffer[] }): Promise<unknown> {
+    if (!this.extension) throw new Error('ThreadedProducer.call needs an extension module');
+    const w = await this.ready();
+    if (w !== this.worker) throw exited('exited');
+    const { payload, transfer } = build(this.generation);
+    return this.post(w, { type: 'call', id: this.nextCall++, payload }, transfer);
+  }
+
+  private post(w: Worker, msg: ToProducerThread, transfer: ArrayBuffer[] = []): Promise<unknown> {
     return new Promise((resolve, reject) => {
+      // The thread stopped after `ready` handed it out: a message posted now would never be answered.
+      if (w !== this.worker && msg.type !== 'disconnect') return reject(exited('exited'));
       // Referenced while sends are pending, so the process waits for their acknowledgements.
       if (this.pending.size === 0) w.ref();
       this.pending.set(msg.id, { resolve, reject });
@@ -128,7 +178,12 @@ export class ThreadedProducer implements BatchProducer {
 
   private spawn(): Promise<Worker> {
     return new Promise<Worker>((resolve, reject) => {
-      const init: ProducerThreadInit = { kafka: this.kafka, producer: this.producerConfig, logLevel: this.logger.level ?? 'info' };
+      const init: ProducerThreadInit = {
+        kafka: this.kafka,
+        producer: this.producerConfig,
+        logLevel: this.logger.level ?? 'info',
+        ...(this.extension ? { extension: this.extension.href } : {}),
+      };
       const worker = new Worker(BOOTSTRAP, { workerData: { entry: ENTRY.href, init }, name: 'plantwatch-kafka-producer' });
       worker.unref();
       let ready = false;
@@ -137,6 +192,7 @@ export class ThreadedProducer implements BatchProducer {
         else if (m.type === 'log') this.relog(m.line);
         else if (m.type === 'ready') {
           ready = true;
+          this.generation++;
           this.worker = worker;
           resolve(worker);
         } else if (m.type === 'failed') {
@@ -150,7 +206,7 @@ export class ThreadedProducer implements BatchProducer {
         if (down) return;
         down = true;
         if (this.worker === worker) this.worker = undefined;
-        const err = new PlatformError('KAFKA_PRODUCER_THREAD_EXITED', `Kafka producer thread ${why}`, { retriable: true });
+        const err = exited(why);
         if (!ready) reject(err);
         for (const [id, p] of this.pending) {
           this.pending.delete(id);
@@ -163,7 +219,7 @@ export class ThreadedProducer implements BatchProducer {
     });
   }
 
-  private settle(id: number, result: RecordMetadata[] | undefined, error: SerializedKafkaError | undefined): void {
+  private settle(id: number, result: unknown, error: SerializedKafkaError | undefined): void {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
@@ -176,6 +232,10 @@ export class ThreadedProducer implements BatchProducer {
     relayWorkerLine(this.logger, line);
   }
 
+}
+
+function exited(why: string): PlatformError {
+  return new PlatformError('KAFKA_PRODUCER_THREAD_EXITED', `Kafka producer thread ${why}`, { retriable: true });
 }
 
 /** A batch as one message for the worker: values copied once into a buffer that is transferred. */
