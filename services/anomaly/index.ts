@@ -11,6 +11,7 @@ import { onceClose, type ComponentContext, type ComponentHandle } from '../../co
 import { PlatformError } from '../../common/errors.ts';
 import { ensureTopics, PLATFORM_TOPICS, type BatchProducer, type TopicSpec } from '../../common/kafka.ts';
 import { ThreadedProducer } from '../../common/kafka-producer-thread.ts';
+import { SCORE_OUTPUT_EXTENSION } from './score-output.ts';
 import { startOpsServer } from '../../common/http.ts';
 import { AnomalyConfig } from './config.schema.ts';
 import type { DetectorFactory, DetectorSnapshotLike, ScoringDetector } from './detector-port.ts';
@@ -139,7 +140,9 @@ export async function start(configInput: AnomalyConfig, ctx: ComponentContext, d
   const producerConfig = { allowAutoTopicCreation: false, idempotent: false };
   // The worker thread needs the client configuration to open its own connections (test fakes have none).
   const producer: BatchProducer =
-    config.producerThread === 'worker' && ctx.kafka.config ? new ThreadedProducer(ctx.kafka.config, producerConfig, log) : ctx.kafka.producer(producerConfig);
+    config.producerThread === 'worker' && ctx.kafka.config
+      ? new ThreadedProducer(ctx.kafka.config, producerConfig, log, { extension: SCORE_OUTPUT_EXTENSION })
+      : ctx.kafka.producer(producerConfig);
   try {
     await ensureTopics(ctx.kafka, topics);
     await producer.connect();

@@ -25,7 +25,7 @@
  * are re-fetched (after a rebalance). Backpressure: a batch waits while a scoring call's worth of
  * readings is already waiting for the detector.
  */
-import { CompressionTypes, type Consumer, type EachBatchPayload, type KafkaClients, type BatchProducer } from '../../common/kafka.ts';
+import type { Consumer, EachBatchPayload, KafkaClients, BatchProducer } from '../../common/kafka.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { DeadLetter } from '../../common/messages.ts';
 import type { AnomalyConfig } from './config.schema.ts';
@@ -35,8 +35,8 @@ import type { TrainingLedger } from './ledger.ts';
 import { retry } from '../../common/retry.ts';
 import { ReadingBatch, ReadingDecoder } from '../../common/reading-batch.ts';
 import { BatchScorer, type ScoredGroup } from './scorer.ts';
-import { decodeMessages, deadLetter, encodeDeadLetters, type DecodedBatch, type OutputMessage } from './records.ts';
-import { ScoreEncoder } from './score-encoder.ts';
+import { decodeMessages, deadLetter, encodeDeadLetters, type DecodedBatch } from './records.ts';
+import { createScoreOutput, type PreparedScores, type TopicMessages } from './score-output.ts';
 
 interface LaneEntry {
   /** Last offset of the Kafka batch (committed as last + 1). */
@@ -74,12 +74,12 @@ export interface PartitionWork {
  */
 export type OffsetFilter = (partition: number, offset: bigint) => 'take' | 'skip' | 'stop';
 
-/** A scored group, encoded: what is produced once the detector is free again. */
+/** A scored group, encoded (or packed for the producer thread): what is produced once the detector is free again. */
 interface Delivery {
   items: PartitionWork[];
-  topicMessages: { topic: string; messages: OutputMessage[] }[];
-  /** The score records (their buffer goes back to the encoder once acknowledged). */
-  scores: OutputMessage[];
+  scores: PreparedScores;
+  /** Dead letters, produced in the same request as the scores. */
+  extra: TopicMessages[];
   letters: DeadLetter[];
   readings: number;
   sensorScores: number;
@@ -92,6 +92,7 @@ const DECODE_POOL_MAX = 16;
 export interface PipelineOptions {
   name: 'live' | 'rescore';
   kafka: KafkaClients;
+  /** A producer thread with the score extension encodes the scores there (score-output.ts). */
   producer: BatchProducer;
   logger: Logger;
   metrics: AnomalyMetrics;
@@ -161,7 +162,12 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   };
 
   const decoder = new ReadingDecoder();
-  const encoder = new ScoreEncoder();
+  const output = createScoreOutput(opts.producer, {
+    topic: opts.outputTopic,
+    maxScoresPerRecord: opts.batch.maxScoresPerRecord,
+    compression: opts.compression ?? 'none',
+    ...(opts.headers ? { headers: opts.headers } : {}),
+  });
   const decodePool: ReadingBatch[] = [];
 
   const scorer = new BatchScorer<PartitionWork, Delivery>({
@@ -203,19 +209,17 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       const json = JSON.stringify(g.input.readingAt(f.point));
       letters.push(deadLetter('DETECTOR_FAILED', `detector threw on this reading: ${f.error.message}`, { topic: opts.inputTopic, stage: 'detector' }, json, t));
     }
-    const scoreMessages = encoder.encode(g.output.sensor, g.input, g.output.machine, g.modelVersion, opts.batch.maxScoresPerRecord, opts.headers);
-    const topicMessages: { topic: string; messages: OutputMessage[] }[] = [];
-    if (scoreMessages.length > 0) topicMessages.push({ topic: opts.outputTopic, messages: scoreMessages });
-    if (letters.length > 0 && opts.deadLetterTopic !== null) topicMessages.push({ topic: opts.deadLetterTopic, messages: encodeDeadLetters(letters) });
-    return { items: g.items, topicMessages, scores: scoreMessages, letters, readings: g.readings, sensorScores: g.output.sensor.n, machineScores: g.output.machine.length };
+    const scores = output.prepare(g.output.sensor, g.input, g.output.machine, g.modelVersion);
+    const extra: TopicMessages[] = [];
+    if (letters.length > 0 && opts.deadLetterTopic !== null) extra.push({ topic: opts.deadLetterTopic, messages: encodeDeadLetters(letters) });
+    return { items: g.items, scores, extra, letters, readings: g.readings, sensorScores: g.output.sensor.n, machineScores: g.output.machine.length };
   }
 
   async function deliver(d: Delivery): Promise<void> {
-    const { topicMessages } = d;
-    if (topicMessages.length > 0) {
+    if (!d.scores.empty || d.extra.length > 0) {
       // Re-scoring the batch is not an option (the detector already learned from it): resend until
       // acknowledged. Consumption of these partitions waits meanwhile (backpressure, no skipping).
-      await retry(() => opts.producer.sendBatch({ acks: -1, topicMessages, compression: opts.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None }), {
+      await retry(() => output.send(d.scores, d.extra), {
         retries: Infinity,
         initialDelayMs: 200,
         maxDelayMs: 5000,
@@ -229,7 +233,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       });
     }
     const acked = now();
-    encoder.release(d.scores);
+    output.release(d.scores);
     m.readingsScored.inc(label, d.readings);
     if (d.sensorScores) m.scoresProduced.inc({ ...label, kind: 'sensor' }, d.sensorScores);
     if (d.machineScores) m.scoresProduced.inc({ ...label, kind: 'machine' }, d.machineScores);
@@ -454,6 +458,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
         await scorer.idle();
       } finally {
         clearTimeout(giveUp);
+        output.close();
       }
     },
   };

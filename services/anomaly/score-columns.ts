@@ -122,6 +122,18 @@ export class SensorScoreColumns {
   }
 }
 
+/**
+ * What the score encoder reads of the columns: a `SensorScoreColumns`, or the same columns unpacked
+ * from a transferred buffer in the producer thread (score-rows.ts).
+ */
+export type SensorScoreRows = Pick<
+  SensorScoreColumns,
+  'n' | 'point' | 'predicted' | 'lower' | 'upper' | 'rawScore' | 'likelihood' | 'forecastHorizonMs' | 'forecastValue' | 'forecastLower' | 'forecastUpper' | 'timeToLimitMs' | 'warmingUp'
+>;
+
+/** What the score encoder reads of the input batch: each point's series, time and value. */
+export type ScoredPoints = Pick<ReadingBatch, 'series' | 'ts' | 'value'>;
+
 /** What `scoreColumns` returns for one input batch. */
 export interface ColumnScoreOutput {
   sensor: SensorScoreColumns;

@@ -12,8 +12,8 @@
  * once and kept on the interned `SeriesEntry`; the model-version part once per version.
  */
 import type { MachineScore } from '../../common/messages.ts';
-import type { ReadingBatch, SeriesEntry } from '../../common/reading-batch.ts';
-import { TTL_NONE, type SensorScoreColumns } from './score-columns.ts';
+import type { SeriesEntry } from '../../common/reading-batch.ts';
+import { TTL_NONE, type ScoredPoints, type SensorScoreRows } from './score-columns.ts';
 
 export interface OutputMessage {
   key: string;
@@ -350,8 +350,8 @@ export class ScoreEncoder {
    * `release` once delivered to let a later call reuse that buffer.
    */
   encode(
-    cols: SensorScoreColumns,
-    input: ReadingBatch,
+    cols: SensorScoreRows,
+    input: ScoredPoints,
     machine: readonly MachineScore[],
     modelVersion: string,
     maxPerRecord: number,
@@ -464,7 +464,7 @@ export class ScoreEncoder {
   }
 
   /** Collects the call's numbers in writing order and formats them with one JSON.stringify. */
-  private formatNumbers(order: MachineSlot[], sorted: Int32Array, cols: SensorScoreColumns, input: ReadingBatch): void {
+  private formatNumbers(order: MachineSlot[], sorted: Int32Array, cols: SensorScoreRows, input: ScoredPoints): void {
     let c = 0;
     const add = (v: number) => {
       if (c === this.nums.length) {
@@ -592,7 +592,7 @@ export class ScoreEncoder {
     return this.machineVersion.bytes;
   }
 
-  private sensorScore(p: number, cols: SensorScoreColumns, k: number, input: ReadingBatch, prefix: Uint8Array, version: Uint8Array): number {
+  private sensorScore(p: number, cols: SensorScoreRows, k: number, input: ScoredPoints, prefix: Uint8Array, version: Uint8Array): number {
     this.ensure(p, prefix.length + version.length + ROW_BOUND);
     const b = this.scratch;
     b.set(prefix, p);
