@@ -31,13 +31,14 @@
  *          --drain-rounds 10 --baseline-batch 2048 --service-config JSON --service-node-args a,b --broker-node-args a,b
  *          --compression none|gzip --profile DIR (CPU profiles of the service, and of the broker in DIR/broker)
  *          --latency-trace FILE (per-second e2e p50/p99/max of each live phase, appended as CSV)
+ *          --child-output DIR (every line the broker and services print, wall-clock stamped, e.g. --trace-gc)
  *          --instances N (N service processes in one consumer group: the service's scale-out; each
  *          instance's model matures on its share, so the warm-up grows with N)
  * The machine is shared and noisy: compare the ratios and CPU µs per reading, not absolute rates.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -80,6 +81,12 @@ const { values: args } = parseArgs({
      * samples, p50, p99, max): tells sustained queueing from periodic stalls (GC, a slow call).
      */
     'latency-trace': { type: 'string', default: '' },
+    /**
+     * Write every line the broker and service processes print to DIR/broker.log and
+     * DIR/service-<i>.log, each prefixed with the wall-clock ms it arrived: with
+     * `--service-node-args=--trace-gc` their GC pauses line up with --latency-trace's unix_ms.
+     */
+    'child-output': { type: 'string', default: '' },
     /** Write a CPU profile of the service process into this folder. */
     profile: { type: 'string', default: '' },
     /** Readings per raw scoreBatch call in the baseline (about what the service's 20 ms batch target gives). */
@@ -152,7 +159,7 @@ function quantile(sorted: number[], q: number): number {
 }
 
 /** Appends a phase's e2e latencies per second of the phase to a CSV (see --latency-trace). */
-function traceLatency(file: string, streams: string, offered: number, latencies: number[], at: number[]): void {
+function traceLatency(file: string, streams: string, offered: number, latencies: number[], at: number[], phaseStart: number): void {
   const perSecond = new Map<number, number[]>();
   for (let i = 0; i < latencies.length; i++) {
     const sec = Math.floor(at[i] / 1000);
@@ -160,10 +167,10 @@ function traceLatency(file: string, streams: string, offered: number, latencies:
     if (list === undefined) perSecond.set(sec, (list = []));
     list.push(latencies[i]);
   }
-  let out = existsSync(file) ? '' : 'streams,offered,second,samples,p50_ms,p99_ms,max_ms\n';
+  let out = existsSync(file) ? '' : 'streams,offered,second,samples,p50_ms,p99_ms,max_ms,unix_ms\n';
   for (const [sec, list] of [...perSecond].sort((a, b) => a[0] - b[0])) {
     list.sort((a, b) => a - b);
-    out += `${streams},${offered},${sec},${list.length},${quantile(list, 0.5)},${quantile(list, 0.99)},${list[list.length - 1]}\n`;
+    out += `${streams},${offered},${sec},${list.length},${quantile(list, 0.5)},${quantile(list, 0.99)},${list[list.length - 1]},${phaseStart + sec * 1000}\n`;
   }
   appendFileSync(file, out);
 }
@@ -227,13 +234,34 @@ async function baseline(streams: number, kind: DetectorKind): Promise<Baseline> 
   return { rate, p99CallMs: quantile(times.sort((a, b) => a - b), 0.99), bytesPerStream, cpuUsPerReading, youngCpuUsPerReading };
 }
 
+/** A line sink for a child process's output under --child-output (undefined without it). */
+function childOutput(name: string): ((stream: 'stdout' | 'stderr', line: string) => void) | undefined {
+  const dir = args['child-output'];
+  if (!dir) return undefined;
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}.log`);
+  return (stream, line) => appendFileSync(file, `${Date.now()} ${stream} ${line}\n`);
+}
+
 async function startBrokerProcess(dataDir: string): Promise<{ proc: ChildProcess; brokers: string[] }> {
   // With --profile the broker is profiled too, into DIR/broker.
   const prof = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(args.profile, 'broker')}`] : [];
   const extra = args['broker-node-args'] ? args['broker-node-args'].split(',') : [];
-  const proc = spawn(process.execPath, [...extra, ...prof, '--import', 'tsx', new URL(import.meta.url).pathname, '--role', 'broker', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const log = childOutput('broker');
+  const proc = spawn(process.execPath, [...extra, ...prof, '--import', 'tsx', new URL(import.meta.url).pathname, '--role', 'broker', '--data-dir', dataDir], {
+    stdio: ['ignore', 'pipe', log ? 'pipe' : 'inherit'],
+  });
+  if (log) createInterface({ input: proc.stderr! }).on('line', (l) => log('stderr', l));
   const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: proc.stdout! }).once('line', resolve);
+    // The first stdout line that is JSON is the broker's address (V8 trace lines may come before it).
+    const lines = createInterface({ input: proc.stdout! });
+    let found = false;
+    lines.on('line', (l) => {
+      if (!found && l.startsWith('{')) {
+        found = true;
+        resolve(l);
+      } else log?.('stdout', l);
+    });
     proc.once('exit', (c) => reject(new Error(`broker exited ${c}`)));
   });
   return { proc, brokers: (JSON.parse(line) as { brokers: string[] }).brokers };
@@ -409,7 +437,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
           dataDir: join(root, `service-${i}`),
           detector: kind,
           config: { model: { checkpointIntervalMs: 0 }, compression: args.compression, ...(JSON.parse(args['service-config']) as Record<string, unknown>) },
-        }, 120_000, [...(args['service-node-args'] ? args['service-node-args'].split(',') : []), ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [])]),
+        }, 120_000, [...(args['service-node-args'] ? args['service-node-args'].split(',') : []), ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [])], childOutput(`service-${i}`)),
       );
     }
     const urls = svcs.map((v) => v.opsUrl);
@@ -492,7 +520,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
       const phaseS = (Date.now() - started) / 1000;
       const svcCpu = serviceCpu() - svcCpu0;
       const after = await scrapeAll(urls);
-      if (args['latency-trace']) traceLatency(args['latency-trace'], `${streams}`, offered, e2e, e2eAt);
+      if (args['latency-trace']) traceLatency(args['latency-trace'], `${streams}`, offered, e2e, e2eAt, liveFrom);
       e2e.sort((a, b) => a - b);
       live.push({
         offered,

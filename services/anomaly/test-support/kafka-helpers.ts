@@ -98,11 +98,23 @@ export interface ChildService {
 
 const runner = fileURLToPath(new URL('./run-service.ts', import.meta.url));
 
-/** Starts a service instance in a child process; resolves once it consumes. */
-export async function spawnService(spec: Record<string, unknown>, timeoutMs = 30_000, nodeArgs: string[] = []): Promise<ChildService> {
+/**
+ * Starts a service instance in a child process; resolves once it consumes. `onLine` sees every line
+ * of its stdout and stderr (e.g. V8's `--trace-gc` lines, for a bench).
+ */
+export async function spawnService(
+  spec: Record<string, unknown>,
+  timeoutMs = 30_000,
+  nodeArgs: string[] = [],
+  onLine?: (stream: 'stdout' | 'stderr', line: string) => void,
+): Promise<ChildService> {
   const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', runner, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
   const stderr: string[] = [];
-  createInterface({ input: proc.stderr! }).on('line', (l) => stderr.push(l));
+  createInterface({ input: proc.stderr! }).on('line', (l) => {
+    stderr.push(l);
+    onLine?.('stderr', l);
+  });
+  if (onLine) createInterface({ input: proc.stdout! }).on('line', (l) => onLine('stdout', l));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const ready = await new Promise<{ opsUrl: string }>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`service did not start in ${timeoutMs} ms: ${stderr.slice(-5).join('\n')}`)), timeoutMs);
