@@ -4,6 +4,7 @@
  * with kafkajs' RecordMetadata or its error; `call` payloads go to the extension module's handler.
  * Logs go back as pino lines.
  */
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { workerThreadLogger } from './logger.ts';
 import { createKafkaClients } from './kafka.ts';
@@ -52,6 +53,18 @@ port.on('message', (m: ToProducerThread) => {
 });
 
 async function start(): Promise<void> {
+  if (init.nice) {
+    // setpriority(PRIO_PROCESS, 0) sets the calling thread's nice on Linux only; elsewhere it would
+    // slow the whole process, so it is not applied there.
+    if (process.platform !== 'linux') logger.info({ nice: init.nice }, 'producer thread nice applies on Linux only; not set');
+    else {
+      try {
+        setPriority(0, init.nice);
+      } catch (err) {
+        logger.warn({ err, nice: init.nice }, 'cannot set the producer thread nice; it runs at the default priority');
+      }
+    }
+  }
   if (init.extension) {
     const mod = (await import(init.extension)) as { createProducerExtension: CreateProducerExtension };
     extension = mod.createProducerExtension({ producer, logger });

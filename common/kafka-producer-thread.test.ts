@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTopics, type Consumer } from './kafka.ts';
@@ -98,6 +99,27 @@ describe('ThreadedProducer on the embedded broker', () => {
     await threaded.sendBatch({ acks: -1, topicMessages: [{ topic: 'threaded', messages: [{ key: 'b', value: 'after-restart' }] }] });
     await waitFor(() => seen.slice(before).some((s) => s.value === 'after-restart'));
     expect((threaded as unknown as { worker: Worker }).worker).not.toBe(worker);
+    await threaded.disconnect();
+  });
+
+  it('a niced producer thread runs below the priority of the rest of the process', async () => {
+    const niceOfThreads = () =>
+      readdirSync('/proc/self/task').map((tid) => {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        // Field 19 (nice), counted after the parenthesised command name.
+        return { tid: Number(tid), nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) };
+      });
+    const before = niceOfThreads();
+    const threaded = new ThreadedProducer(k.kafka.config!, { allowAutoTopicCreation: false }, silentLogger(), { nice: 7 });
+    await threaded.connect();
+    const after = niceOfThreads();
+    const niced = after.filter((t) => t.nice === 7);
+    expect(niced).toHaveLength(1);
+    expect(before.some((t) => t.tid === niced[0].tid)).toBe(false);
+    // This thread, and every thread that was there before, keeps its priority.
+    expect(after.find((t) => t.tid === process.pid)?.nice ?? before[0].nice).toBe(before.find((t) => t.tid === process.pid)?.nice ?? before[0].nice);
+    for (const t of before) expect(after.find((a) => a.tid === t.tid)?.nice ?? t.nice).toBe(t.nice);
+    await threaded.sendBatch({ acks: -1, topicMessages: [{ topic: 'threaded', messages: [{ key: 'n', value: 'niced' }] }] });
     await threaded.disconnect();
   });
 

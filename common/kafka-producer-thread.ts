@@ -35,6 +35,8 @@ export interface ProducerThreadInit {
   logLevel: string;
   /** URL of the extension module, if any. */
   extension?: string;
+  /** Nice value of the thread (Linux), see ThreadedProducerOptions. */
+  nice?: number;
 }
 
 /** What an extension module's `createProducerExtension` gets, in the thread. */
@@ -90,6 +92,12 @@ type Pending = { resolve(v: unknown): void; reject(e: Error): void };
 export interface ThreadedProducerOptions {
   /** An extension module for `call` (see above). */
   extension?: URL;
+  /**
+   * Scheduling niceness of the producer thread alone (Linux, where nice is per thread; ignored
+   * elsewhere, where it would apply to the whole process). Above 0 the thread yields the core to
+   * the thread that hands it work instead of preempting it on every hand-off.
+   */
+  nice?: number;
 }
 
 export class ThreadedProducer implements BatchProducer {
@@ -105,6 +113,7 @@ export class ThreadedProducer implements BatchProducer {
    */
   private generation = 0;
   readonly extension: URL | undefined;
+  private readonly nice: number | undefined;
 
   constructor(
     private readonly kafka: KafkaClientConfig & { brokers: string[] },
@@ -114,6 +123,7 @@ export class ThreadedProducer implements BatchProducer {
   ) {
     this.logger = logger.child({ producer: 'thread' });
     this.extension = options.extension;
+    this.nice = options.nice;
   }
 
   /** The thread is up (a send now goes to it without starting one). */
@@ -183,6 +193,7 @@ export class ThreadedProducer implements BatchProducer {
         producer: this.producerConfig,
         logLevel: this.logger.level ?? 'info',
         ...(this.extension ? { extension: this.extension.href } : {}),
+        ...(this.nice ? { nice: this.nice } : {}),
       };
       const worker = new Worker(BOOTSTRAP, { workerData: { entry: ENTRY.href, init }, name: 'plantwatch-kafka-producer' });
       worker.unref();

@@ -90,10 +90,17 @@ export const AnomalyConfig = z.strictObject({
   compression: z.enum(['none', 'gzip']).default('none'),
   /**
    * Where the score producer runs. `worker` (default): a kafkajs producer in its own worker thread
-   * (common/kafka-producer-thread.ts), so building record batches and writing them to the socket
-   * runs on the other core, beside fetching, decoding and scoring. `main`: in the service's thread.
+   * (common/kafka-producer-thread.ts) that also encodes the score records (score-output.ts), so
+   * encoding, building record batches and writing them to the socket run on the other core, beside
+   * fetching, decoding and scoring. `main`: all of it in the service's thread.
    */
   producerThread: z.enum(['worker', 'main']).default('worker'),
+  /**
+   * Nice value of the producer thread (Linux; 0 = the service's own priority). Its work (encoding
+   * and sending scores) can wait a few ms; fetching, decoding and scoring cannot: niced, the thread
+   * runs when a core is free instead of preempting the scoring thread at every hand-off.
+   */
+  producerThreadNice: z.number().int().min(0).max(19).default(10),
   group: z
     .strictObject({
       /** An instance that stops heart-beating for this long loses its partitions to the others. */

@@ -141,7 +141,7 @@ export async function start(configInput: AnomalyConfig, ctx: ComponentContext, d
   // The worker thread needs the client configuration to open its own connections (test fakes have none).
   const producer: BatchProducer =
     config.producerThread === 'worker' && ctx.kafka.config
-      ? new ThreadedProducer(ctx.kafka.config, producerConfig, log, { extension: SCORE_OUTPUT_EXTENSION })
+      ? new ThreadedProducer(ctx.kafka.config, producerConfig, log, { extension: SCORE_OUTPUT_EXTENSION, nice: config.producerThreadNice })
       : ctx.kafka.producer(producerConfig);
   try {
     await ensureTopics(ctx.kafka, topics);
