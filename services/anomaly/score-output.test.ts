@@ -10,17 +10,13 @@ import { SensorScoreColumns, TTL_NONE } from './score-columns.ts';
 import { ScoreEncoder } from './score-encoder.ts';
 import { InlineScoreOutput, SCORE_OUTPUT_EXTENSION, ThreadScoreOutput, createScoreOutput } from './score-output.ts';
 import { packScoreRows, unpackScoreRows, UnknownSeriesError } from './score-rows.ts';
+import { Rng } from './detector/stats.ts';
+import { waitFor } from './test-support/kafka-helpers.ts';
 
-/** A small seeded PRNG (mulberry32), so a failure reproduces. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** A seeded generator (the detector's own), so a failure reproduces. */
+function prng(seed: number): () => number {
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 interface Scored {
@@ -143,13 +139,6 @@ describe('services > anomaly > score output in the producer thread, on the embed
     await k?.close();
   });
 
-  const waitFor = async (cond: () => boolean, ms = 15_000) => {
-    const until = Date.now() + ms;
-    while (!cond()) {
-      if (Date.now() > until) throw new Error('timed out');
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
   /** A topic's records per key in order (partitions keep per-key order only). */
   const byKey = (topic: string) => {
     const out = new Map<string, string[]>();
@@ -194,8 +183,9 @@ describe('services > anomaly > score output in the producer thread, on the embed
       expectedB.push(...new ScoreEncoder().encode(sb.cols, sb.batch, sb.machine, 'v8', 4, { 'plantwatch-rescore-job': 'b' }).map((m) => `${m.key} ${text(m.value)}`));
       await channelB.send(channelB.prepare(sb.cols, sb.batch, sb.machine, 'v8'), []);
     }
-    await waitFor(() => (seen.get('scores-thread')?.length ?? 0) >= (seen.get('scores-inline')?.length ?? Infinity) && (seen.get('scores-thread-b')?.length ?? 0) >= 1 && (seen.get('letters-thread')?.length ?? 0) >= 1);
-    await waitFor(() => (seen.get('scores-thread-b')?.length ?? 0) >= new Set(expectedB).size);
+    const count = (topic: string) => seen.get(topic)?.length ?? 0;
+    await waitFor(() => count('scores-inline') > 0 && count('scores-thread') >= count('scores-inline') && count('letters-thread') >= 1, 15_000, 'the score records');
+    await waitFor(() => count('scores-thread-b') >= expectedB.length, 15_000, 'the second channel\'s records');
     expect(sensorScores).toBeGreaterThan(100);
     expect(byKey('scores-thread')).toEqual(byKey('scores-inline'));
     const b = (seen.get('scores-thread-b') ?? []).map((r) => `${r.key} ${r.value}`);
