@@ -10,7 +10,7 @@
  *     window and the shared model is mature (see MATURE_READINGS); CPU µs per reading and the p99 of
  *     one call, and in brackets the CPU per reading while the model was still young (a fresh start
  *     without a checkpoint) where the warm-up is long enough to tell;
- *  2. a fresh embedded broker (own process) and one service instance (own process, real detector,
+ *  2. a fresh embedded broker (own process, with the node flags of `npm run broker`) and one service instance (own process, real detector,
  *     default config: adaptive batches, prefetching);
  *  3. drain: warm-up rounds (the same maturity) plus `--drain-rounds` rounds of every stream are written to Kafka first,
  *     then the service starts and we time how fast it scores the measured rounds → readings/s, and
@@ -243,10 +243,15 @@ function childOutput(name: string): ((stream: 'stdout' | 'stderr', line: string)
   return (stream, line) => appendFileSync(file, `${Date.now()} ${stream} ${line}\n`);
 }
 
+/** The node flags of `npm run broker` (package.json). */
+const BROKER_NODE_FLAGS = ['--initial-old-space-size=256'];
+
 async function startBrokerProcess(dataDir: string): Promise<{ proc: ChildProcess; brokers: string[] }> {
   // With --profile the broker is profiled too, into DIR/broker.
   const prof = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(args.profile, 'broker')}`] : [];
-  const extra = args['broker-node-args'] ? args['broker-node-args'].split(',') : [];
+  // Run as `npm run broker` runs it (services/kafka-broker/README.md › Performance); a later
+  // `--broker-node-args=--initial-old-space-size=0` puts V8's default back.
+  const extra = [...BROKER_NODE_FLAGS, ...(args['broker-node-args'] ? args['broker-node-args'].split(',') : [])];
   const log = childOutput('broker');
   const proc = spawn(process.execPath, [...extra, ...prof, '--import', 'tsx', new URL(import.meta.url).pathname, '--role', 'broker', '--data-dir', dataDir], {
     stdio: ['ignore', 'pipe', log ? 'pipe' : 'inherit'],
