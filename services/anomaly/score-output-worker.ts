@@ -4,13 +4,15 @@
  * its extra records in one request. Loaded by common/kafka-producer-thread-worker.ts.
  */
 import type { ProducerExtensionContext, ProducerExtensionHandler } from '../../common/kafka-producer-thread.ts';
-import { SeriesEntry } from '../../common/reading-batch.ts';
+import { IdentifierStrings, SeriesEntry } from '../../common/reading-batch.ts';
 import { ScoreEncoder } from './score-encoder.ts';
 import type { ScoreThreadPayload, TopicMessages } from './score-output.ts';
 import { unpackScoreRows } from './score-rows.ts';
 
 interface Channel {
   series: Map<number, SeriesEntry>;
+  /** The series' identifiers arrive as new strings with each definition: one copy of each is kept. */
+  ids: IdentifierStrings;
   encoder: ScoreEncoder;
 }
 
@@ -23,9 +25,13 @@ export function createProducerExtension({ producer }: ProducerExtensionContext):
       return;
     }
     let ch = channels.get(job.channel);
-    if (ch === undefined) channels.set(job.channel, (ch = { series: new Map(), encoder: new ScoreEncoder() }));
-    if (job.reset) ch.series.clear();
-    for (const [id, site, line, machine, sensor] of job.newSeries) ch.series.set(id, new SeriesEntry(id, site, line, machine, sensor));
+    if (ch === undefined) channels.set(job.channel, (ch = { series: new Map(), ids: new IdentifierStrings(), encoder: new ScoreEncoder() }));
+    if (job.reset) {
+      ch.series.clear();
+      ch.ids.clear();
+    }
+    const ids = ch.ids;
+    for (const [id, site, line, machine, sensor] of job.newSeries) ch.series.set(id, new SeriesEntry(id, ids.of(site), ids.of(line), ids.of(machine), ids.of(sensor)));
     const { cols, points } = unpackScoreRows(job.rows, job.n, ch.series);
     const messages = ch.encoder.encode(cols, points, job.machine, job.modelVersion, job.maxScoresPerRecord, job.headers);
     const topicMessages: TopicMessages[] = messages.length > 0 ? [{ topic: job.topic, messages }, ...job.extra] : job.extra;

@@ -22,7 +22,7 @@
  */
 import type { Logger } from '../../../common/logger.ts';
 import type { MachineScore, Reading, SensorScore } from '../../../common/messages.ts';
-import { QUALITIES, ReadingBatch, SeriesInterner, type SeriesEntry } from '../../../common/reading-batch.ts';
+import { IdentifierStrings, QUALITIES, ReadingBatch, SeriesInterner, type SeriesEntry } from '../../../common/reading-batch.ts';
 import { SensorScoreColumns, TTL_NONE, type ColumnScoreOutput } from '../score-columns.ts';
 import { initTf } from '../tf.ts';
 import { DetectorConfig } from './config.ts';
@@ -421,6 +421,8 @@ export async function createDetector(
   const model = new Predictor(F, cfg.model.hidden, cfg.model.learningRate, rng);
   const streams = new Map<string, SensorState>();
   const machines = new Map<string, MachineState>();
+  /** One machine-key string per machine for its sensors' states (a stream is often created before its machine's state). */
+  const machineKeys = new IdentifierStrings();
   let machineSeq = 0;
   /**
    * Heap bytes of what is not in the pools, kept up to date as streams and machines come and go, so
@@ -506,8 +508,10 @@ export async function createDetector(
   function newState(key: string, site: string, line: string, machine: string, sensor: string): SensorState {
     const slot = pool.alloc();
     // join, not a template: a flat string, where concatenation leaves a tree of cons-string objects
-    const mk = [site, line, machine].join('/');
-    const st = new SensorState(key, site, line, machine, sensor, machines.get(mk)?.key ?? mk, slot, pool.f64Of(slot), pool.f64Base(slot), pool.f32Of(slot), pool.f32Base(slot));
+    // Keys of machines long gone pile up: start afresh now and then.
+    if (machineKeys.size > 2 * machines.size + 1024) machineKeys.clear();
+    const mk = machineKeys.of([site, line, machine].join('/'));
+    const st = new SensorState(key, site, line, machine, sensor, mk, slot, pool.f64Of(slot), pool.f64Base(slot), pool.f32Of(slot), pool.f32Base(slot));
     const d = st.d;
     const b = st.b;
     d[b + S_LAST_TS] = -1;
