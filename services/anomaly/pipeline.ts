@@ -51,8 +51,6 @@ interface Lane {
   /** A batch of this partition failed: no further commits until the consumer restarts. */
   broken: boolean;
   committedUpTo: bigint | undefined;
-  /** The commit function of the latest eachBatch payload of this partition. */
-  commit: EachBatchPayload['commitOffsetsIfNecessary'] | null;
 }
 
 export interface PartitionWork {
@@ -149,6 +147,14 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   const lanes = new Map<number, Lane>();
   /** Prefetching: a batch could not be delivered; the next eachBatch fails so kafkajs restarts from the commits. */
   let laneFailure: unknown = null;
+  /**
+   * Prefetching: the commit function of the latest eachBatch payload, whatever its partition (every
+   * payload's commits through its runner's consumer group alike). One for all lanes, not one per
+   * lane: a payload's functions keep its kafkajs batch, and with it the whole fetch response (up to
+   * `batch.maxBytes`), reachable. Kept per lane, a response stayed alive until every partition in it
+   * had been fetched again, for as long as a quiet partition stayed quiet.
+   */
+  let commitOffsets: EachBatchPayload['commitOffsetsIfNecessary'] | null = null;
   /** Partition batches scored but not yet committed (or failed). */
   let uncommitted = 0;
   let settledWaiters: (() => void)[] = [];
@@ -271,7 +277,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
 
   function laneOf(partition: number): Lane {
     let lane = lanes.get(partition);
-    if (!lane) lanes.set(partition, (lane = { entries: [], committing: false, broken: false, committedUpTo: undefined, commit: null }));
+    if (!lane) lanes.set(partition, (lane = { entries: [], committing: false, broken: false, committedUpTo: undefined }));
     return lane;
   }
 
@@ -303,7 +309,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
         const covered = lane.entries.splice(0, n);
         const last = covered[n - 1].last;
         try {
-          await lane.commit!({ topics: [{ topic, partitions: [{ partition, offset: (last + 1n).toString() }] }] });
+          await commitOffsets!({ topics: [{ topic, partitions: [{ partition, offset: (last + 1n).toString() }] }] });
           lane.committedUpTo = last;
           opts.onCommitted?.(partition, last);
         } catch (err) {
@@ -317,6 +323,40 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     } finally {
       lane.committing = false;
     }
+  }
+
+  /**
+   * Prefetching: queues a decoded batch for scoring and commits its lane once delivered. Takes
+   * what it needs of the kafkajs batch as values: a callback that referred to the batch would keep
+   * the fetch response alive until the scores are acknowledged (see `commitOffsets`).
+   */
+  function handOver(topic: string, partition: number, lastOffset: bigint, decodedBatch: ReadingBatch, work: PartitionWork): void {
+    const n = decodedBatch.n;
+    const lane = laneOf(partition);
+    const entry: LaneEntry = { last: lastOffset, state: 'pending', work };
+    lane.entries.push(entry);
+    if (work.lastOffset !== null) deliveredUpTo.set(partition, BigInt(work.lastOffset));
+    scorer.submit(decodedBatch, work).then(
+      () => {
+        m.inFlightReadings.dec(label, n);
+        entry.state = 'done';
+        if (lane.broken) dropEntry(lane, entry);
+        else void commitLane(topic, partition, lane);
+      },
+      (err: unknown) => {
+        m.inFlightReadings.dec(label, n);
+        entry.state = 'failed';
+        if (!lane.broken) {
+          laneFailure ??= err;
+          log.error({ err, partition, offset: work.firstOffset }, 'a batch could not be scored or delivered; the consumer restarts from the committed offsets');
+          // Nothing more is committed on this partition; the kafkajs restart re-fetches from its last commit.
+          breakLane(lane);
+          if (lane.committedUpTo === undefined) deliveredUpTo.delete(partition);
+          else deliveredUpTo.set(partition, lane.committedUpTo);
+        }
+        dropEntry(lane, entry);
+      },
+    );
   }
 
   async function eachBatch(p: EachBatchPayload): Promise<void> {
@@ -358,32 +398,8 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     const n = decoded.batch.n;
     m.inFlightReadings.inc(label, n);
     if (prefetch) {
-      const lane = laneOf(batch.partition);
-      lane.commit = p.commitOffsetsIfNecessary;
-      const entry: LaneEntry = { last: BigInt(batch.lastOffset()), state: 'pending', work };
-      lane.entries.push(entry);
-      if (work.lastOffset !== null) deliveredUpTo.set(batch.partition, BigInt(work.lastOffset));
-      scorer.submit(decoded.batch, work).then(
-        () => {
-          m.inFlightReadings.dec(label, n);
-          entry.state = 'done';
-          if (lane.broken) dropEntry(lane, entry);
-          else void commitLane(batch.topic, batch.partition, lane);
-        },
-        (err: unknown) => {
-          m.inFlightReadings.dec(label, n);
-          entry.state = 'failed';
-          if (!lane.broken) {
-            laneFailure ??= err;
-            log.error({ err, partition: batch.partition, offset: batch.firstOffset() }, 'a batch could not be scored or delivered; the consumer restarts from the committed offsets');
-            // Nothing more is committed on this partition; the kafkajs restart re-fetches from its last commit.
-            breakLane(lane);
-            if (lane.committedUpTo === undefined) deliveredUpTo.delete(batch.partition);
-            else deliveredUpTo.set(batch.partition, lane.committedUpTo);
-          }
-          dropEntry(lane, entry);
-        },
-      );
+      commitOffsets = p.commitOffsetsIfNecessary;
+      handOver(batch.topic, batch.partition, BigInt(batch.lastOffset()), decoded.batch, work);
       p.resolveOffset(batch.lastOffset());
       await scorer.whenUnscoredBelow(scorer.batchLimit);
       await p.heartbeat();
