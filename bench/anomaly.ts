@@ -9,8 +9,11 @@
  *     adaptive limit, batch.targetBatchMs = 20 ms, gives under load), after every stream has a full
  *     window and the shared model is mature (see MATURE_READINGS); CPU µs per reading and the p99 of
  *     one call, and in brackets the CPU per reading while the model was still young (a fresh start
- *     without a checkpoint) where the warm-up is long enough to tell;
- *  2. a fresh embedded broker (own process, with the node flags of `npm run broker`) and one service instance (own process, real detector,
+ *     without a checkpoint) where the warm-up is long enough to tell; and the median full GC of the
+ *     heap holding the detector and its interner, with every stream and (in brackets) with none
+ *     yet: what each mark-compact of the scoring thread costs at that stream count;
+ *  2. a fresh embedded broker (own process, with the node flags of `npm run broker`) and one service
+ *     instance (own process, with the node flags of `npm run anomaly`, real detector,
  *     default config: adaptive batches, prefetching);
  *  3. drain: warm-up rounds (the same maturity) plus `--drain-rounds` rounds of every stream are written to Kafka first,
  *     then the service starts and we time how fast it scores the measured rounds → readings/s, and
@@ -43,6 +46,8 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { createKafkaClients, ensureTopics, type KafkaClients, type Producer } from '../common/kafka.ts';
 import { KafkaClientConfig } from '../common/config/fragments.ts';
 import { silentLogger } from '../common/logger.ts';
@@ -179,13 +184,35 @@ interface Baseline {
   rate: number;
   p99CallMs: number;
   bytesPerStream: number;
+  /** Median full GC (ms) of this process's heap holding the detector and its interner: with no stream yet, and with every stream. */
+  fullGcEmptyMs: number;
+  fullGcMs: number;
   cpuUsPerReading: number;
   /** CPU µs per reading while the model was young (NaN when every stream count's warm-up is too short to tell). */
   youngCpuUsPerReading: number;
 }
 
+/**
+ * V8's full (mark-compact) GC, exposed at run time: the bench measures what one costs with the
+ * scoring thread's per-stream objects, the pause every mark-compact of the service pays.
+ */
+setFlagsFromString('--expose-gc');
+const fullGc = runInNewContext('gc') as () => void;
+
+/** Median wall time of `n` full GCs. */
+function fullGcMs(n = 9): number {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    fullGc();
+    times.push(performance.now() - t);
+  }
+  return quantile(times.sort((a, b) => a - b), 0.5);
+}
+
 async function baseline(streams: number, kind: DetectorKind): Promise<Baseline> {
   const det: ScoringDetector = kind === 'real' ? await createDetector(DetectorConfig.parse({})) : new FakeDetector();
+  const fullGcEmptyMs = fullGcMs();
   const interner = new SeriesInterner();
   const machines = streams / SENSORS;
   // Batches of BASELINE_BATCH readings cut from consecutive rounds: about the size the service's
@@ -228,10 +255,13 @@ async function baseline(streams: number, kind: DetectorKind): Promise<Baseline> 
   const cpu = process.cpuUsage(cpu0);
   const rate = n / ((performance.now() - started) / 1000);
   const bytesPerStream = det.stateBytes() / det.streamCount();
+  const gcMs = fullGcMs();
+  // Keeps the interner reachable through the GCs above (V8 frees what is no longer used).
+  if (interner.size < 0) throw new Error('unreachable');
   det.dispose();
   // Includes building the readings (small next to scoring them).
   const cpuUsPerReading = (cpu.user + cpu.system) / n;
-  return { rate, p99CallMs: quantile(times.sort((a, b) => a - b), 0.99), bytesPerStream, cpuUsPerReading, youngCpuUsPerReading };
+  return { rate, p99CallMs: quantile(times.sort((a, b) => a - b), 0.99), bytesPerStream, fullGcEmptyMs, fullGcMs: gcMs, cpuUsPerReading, youngCpuUsPerReading };
 }
 
 /** A line sink for a child process's output under --child-output (undefined without it). */
@@ -245,6 +275,8 @@ function childOutput(name: string): ((stream: 'stdout' | 'stderr', line: string)
 
 /** The node flags of `npm run broker` (package.json). */
 const BROKER_NODE_FLAGS = ['--initial-old-space-size=256'];
+/** The node flags of `npm run anomaly` (package.json); `--service-node-args=--initial-old-space-size=0` puts V8's default back. */
+const SERVICE_NODE_FLAGS = ['--initial-old-space-size=256'];
 
 async function startBrokerProcess(dataDir: string): Promise<{ proc: ChildProcess; brokers: string[] }> {
   // With --profile the broker is profiled too, into DIR/broker.
@@ -396,6 +428,8 @@ interface Row {
   baseCpuUsPerReading: number;
   baseYoungCpuUsPerReading: number;
   baseP99CallMs: number;
+  baseFullGcEmptyMs: number;
+  baseFullGcMs: number;
   kafkaRate: number;
   /** CPU microseconds per reading during the drain, per process. */
   cpuUsPerReading: { service: number; broker: number };
@@ -442,7 +476,7 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
           dataDir: join(root, `service-${i}`),
           detector: kind,
           config: { model: { checkpointIntervalMs: 0 }, compression: args.compression, ...(JSON.parse(args['service-config']) as Record<string, unknown>) },
-        }, 120_000, [...(args['service-node-args'] ? args['service-node-args'].split(',') : []), ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [])], childOutput(`service-${i}`)),
+        }, 120_000, [...SERVICE_NODE_FLAGS, ...(args['service-node-args'] ? args['service-node-args'].split(',') : []), ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [])], childOutput(`service-${i}`)),
       );
     }
     const urls = svcs.map((v) => v.opsUrl);
@@ -563,6 +597,8 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
       baseCpuUsPerReading: base.cpuUsPerReading,
       baseYoungCpuUsPerReading: base.youngCpuUsPerReading,
       baseP99CallMs: base.p99CallMs,
+      baseFullGcEmptyMs: base.fullGcEmptyMs,
+      baseFullGcMs: base.fullGcMs,
       kafkaRate,
       cpuUsPerReading,
       live,
@@ -590,11 +626,11 @@ for (const s of args.streams.split(',').map(Number)) {
 const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : String(n));
 console.log(`\nAnomaly service benchmark (2 shared cores: broker, ${INSTANCES === 1 ? 'service' : `${INSTANCES} service instances in one consumer group`} and load generator are separate processes)\n`);
 console.log('Throughput and memory');
-console.log(`| detector | streams | load avg (start → end) | raw detector readings/s (baseline) | through Kafka readings/s (drain) | ratio | CPU µs/reading: raw detector (young model) → service + broker (drain) | cores for 50k/s (service + broker) | raw scoreBatch(${BASELINE_BATCH}) p99 ms | state bytes/stream | service RSS MB | RSS KB/stream | checkpoint s (scoring paused ms) / MB |`);
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log(`| detector | streams | load avg (start → end) | raw detector readings/s (baseline) | through Kafka readings/s (drain) | ratio | CPU µs/reading: raw detector (young model) → service + broker (drain) | cores for 50k/s (service + broker) | raw scoreBatch(${BASELINE_BATCH}) p99 ms | state bytes/stream | service RSS MB | RSS KB/stream | checkpoint s (scoring paused ms) / MB | full GC ms: raw detector + interner (no stream yet) |`);
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
   console.log(
-    `| ${r.detector} | ${f(r.streams)} | ${f(r.load[0], 1)} → ${f(r.load[1], 1)} | ${f(r.baseRate)} | ${f(r.kafkaRate)} | ${f(r.kafkaRate / r.baseRate, 2)} | ${f(r.baseCpuUsPerReading, 1)}${Number.isNaN(r.baseYoungCpuUsPerReading) ? '' : ` (${f(r.baseYoungCpuUsPerReading, 1)})`} → ${f(r.cpuUsPerReading.service, 1)} + ${f(r.cpuUsPerReading.broker, 1)} | ${f((50_000 * (r.cpuUsPerReading.service + r.cpuUsPerReading.broker)) / 1e6, 2)} | ${f(r.baseP99CallMs, 1)} | ${f(r.bytesPerStream)} | ${f(r.rssMb)} | ${f((r.rssMb * 1024) / r.streams, 1)} | ${f(r.checkpointS, 1)} (${f(r.checkpointPauseMs)}) / ${f(r.checkpointMb, 1)} |`,
+    `| ${r.detector} | ${f(r.streams)} | ${f(r.load[0], 1)} → ${f(r.load[1], 1)} | ${f(r.baseRate)} | ${f(r.kafkaRate)} | ${f(r.kafkaRate / r.baseRate, 2)} | ${f(r.baseCpuUsPerReading, 1)}${Number.isNaN(r.baseYoungCpuUsPerReading) ? '' : ` (${f(r.baseYoungCpuUsPerReading, 1)})`} → ${f(r.cpuUsPerReading.service, 1)} + ${f(r.cpuUsPerReading.broker, 1)} | ${f((50_000 * (r.cpuUsPerReading.service + r.cpuUsPerReading.broker)) / 1e6, 2)} | ${f(r.baseP99CallMs, 1)} | ${f(r.bytesPerStream)} | ${f(r.rssMb)} | ${f((r.rssMb * 1024) / r.streams, 1)} | ${f(r.checkpointS, 1)} (${f(r.checkpointPauseMs)}) / ${f(r.checkpointMb, 1)} | ${f(r.baseFullGcMs, 1)} (${f(r.baseFullGcEmptyMs, 1)}) |`,
   );
 }
 console.log(`\nLive latency (arrival in Kafka → scores acknowledged), beside the raw scoreBatch(${BASELINE_BATCH}) p99 baseline`);
@@ -606,11 +642,11 @@ for (const r of rows) {
   }
 }
 console.log('\ncsv');
-console.log('instances,detector,streams,load_start,load_end,baseline_readings_per_s,kafka_readings_per_s,ratio,baseline_cpu_us_per_reading,baseline_young_cpu_us_per_reading,service_cpu_us_per_reading,broker_cpu_us_per_reading,baseline_call_p99_ms,state_bytes_per_stream,rss_mb,checkpoint_s,checkpoint_pause_ms,checkpoint_mb,offered_per_s,generated_per_s,generator_cpu_us_per_reading,p99_hist_ms,p50_e2e_ms,p99_e2e_ms,service_live_cpu_us_per_reading,calls_per_s,readings_per_call');
+console.log('instances,detector,streams,load_start,load_end,baseline_readings_per_s,kafka_readings_per_s,ratio,baseline_cpu_us_per_reading,baseline_young_cpu_us_per_reading,service_cpu_us_per_reading,broker_cpu_us_per_reading,baseline_call_p99_ms,state_bytes_per_stream,rss_mb,checkpoint_s,checkpoint_pause_ms,checkpoint_mb,offered_per_s,generated_per_s,generator_cpu_us_per_reading,p99_hist_ms,p50_e2e_ms,p99_e2e_ms,service_live_cpu_us_per_reading,calls_per_s,readings_per_call,baseline_full_gc_ms,baseline_full_gc_empty_ms');
 for (const r of rows) {
   for (const l of r.live) {
     console.log(
-      [INSTANCES, r.detector, r.streams, r.load[0], r.load[1], r.baseRate, r.kafkaRate, r.kafkaRate / r.baseRate, r.baseCpuUsPerReading, r.baseYoungCpuUsPerReading, r.cpuUsPerReading.service, r.cpuUsPerReading.broker, r.baseP99CallMs, r.bytesPerStream, r.rssMb, r.checkpointS, r.checkpointPauseMs, r.checkpointMb, l.offered, l.generated, l.generatorCpuUsPerReading, l.p99HistMs, l.p50E2eMs, l.p99E2eMs, l.serviceCpuUsPerReading, l.callsPerS, l.readingsPerCall]
+      [INSTANCES, r.detector, r.streams, r.load[0], r.load[1], r.baseRate, r.kafkaRate, r.kafkaRate / r.baseRate, r.baseCpuUsPerReading, r.baseYoungCpuUsPerReading, r.cpuUsPerReading.service, r.cpuUsPerReading.broker, r.baseP99CallMs, r.bytesPerStream, r.rssMb, r.checkpointS, r.checkpointPauseMs, r.checkpointMb, l.offered, l.generated, l.generatorCpuUsPerReading, l.p99HistMs, l.p50E2eMs, l.p99E2eMs, l.serviceCpuUsPerReading, l.callsPerS, l.readingsPerCall, r.baseFullGcMs, r.baseFullGcEmptyMs]
         .map((x) => (typeof x === 'number' && Number.isFinite(x) ? Number(x.toFixed(3)) : x))
         .join(','),
     );
