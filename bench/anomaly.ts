@@ -19,7 +19,7 @@
  *     then the service starts and we time how fast it scores the measured rounds → readings/s, and
  *     the CPU µs per reading of the service and broker processes (robust to a busy machine), hence
  *     the cores 50k readings/s need (the load generator needs some more);
- *  4. live: the load generator offers a light load (25 % of the drain rate) and then `--rate`
+ *  4. live: the load generator offers a light load (25 % of the drain rate, at most half the goal load) and then `--rate`
  *     readings/s (capped at 80 % of the drain rate, so an overloaded service is not reported as a
  *     latency) with event time = now; p99 latency from Kafka arrival to scores acknowledged, from the
  *     service's own histogram (the phase's bucket deltas, so an upper bound at a bucket edge) and end
@@ -495,7 +495,9 @@ async function runStreams(streams: number, kind: DetectorKind): Promise<Row> {
 
     // Live phases, event time = now: a light load and the goal load (capped below the drain rate).
     const seconds = Number(args.seconds);
-    const loads = [...new Set([Math.floor(0.25 * kafkaRate), Math.min(Number(args.rate), Math.floor(0.8 * kafkaRate))])].sort((a, b) => a - b);
+    // The light load stays below the goal load: a quarter of the drain rate, at most half of --rate.
+    const goalLoad = Math.min(Number(args.rate), Math.floor(0.8 * kafkaRate));
+    const loads = [...new Set([Math.min(Math.floor(0.25 * kafkaRate), Math.floor(goalLoad / 2)), goalLoad])];
     let e2e: number[] = [];
     /** Arrival (ms since the phase began) of each e2e sample, for --latency-trace. */
     let e2eAt: number[] = [];
