@@ -148,8 +148,8 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   /** Prefetching: a batch could not be delivered; the next eachBatch fails so kafkajs restarts from the commits. */
   let laneFailure: unknown = null;
   /**
-   * Prefetching: the commit function of the latest eachBatch payload, whatever its partition (every
-   * payload's commits through its runner's consumer group alike). One for all lanes, not one per
+   * Prefetching: the commit function of the latest eachBatch payload, whatever its partition (each
+   * payload commits through its runner's consumer group alike). One for all lanes, not one per
    * lane: a payload's functions keep its kafkajs batch, and with it the whole fetch response (up to
    * `batch.maxBytes`), reachable. Kept per lane, a response stayed alive until every partition in it
    * had been fetched again, for as long as a quiet partition stayed quiet.
