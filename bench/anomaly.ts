@@ -57,6 +57,7 @@ import { TOPICS } from '../common/topics.ts';
 import { createDetector, DetectorConfig } from '../services/anomaly/detector/index.ts';
 import { spawnService, type ChildService } from '../services/anomaly/test-support/kafka-helpers.ts';
 import { FakeDetector } from '../services/anomaly/test-support/fake-detector.ts';
+import { npmScriptNodeFlags } from '../test/helpers/processes.ts';
 import type { ScoringDetector } from '../services/anomaly/detector-port.ts';
 
 const { values: args } = parseArgs({
@@ -278,9 +279,9 @@ function childOutput(name: string): ((stream: 'stdout' | 'stderr', line: string)
 }
 
 /** The node flags of `npm run broker` (package.json). */
-const BROKER_NODE_FLAGS = ['--initial-old-space-size=256'];
+const BROKER_NODE_FLAGS = npmScriptNodeFlags('broker');
 /** The node flags of `npm run anomaly` (package.json); `--service-node-args=--initial-old-space-size=0` puts V8's default back. */
-const SERVICE_NODE_FLAGS = ['--initial-old-space-size=256'];
+const SERVICE_NODE_FLAGS = npmScriptNodeFlags('anomaly');
 
 async function startBrokerProcess(dataDir: string): Promise<{ proc: ChildProcess; brokers: string[] }> {
   // With --profile the broker is profiled too, into DIR/broker.

@@ -4,22 +4,14 @@
  * values, every component's /metrics answers, and Ctrl-C (SIGINT) stops everything cleanly.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEMO_PLANT } from '../../simulators/index.ts';
-import { freePorts } from '../helpers/processes.ts';
+import { freePorts, npmScriptNodeFlags } from '../helpers/processes.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
-
-/** The node flags `npm start` passes (package.json: `tsx [flags] bin/plantwatch.ts start`), so the test runs node as users do. */
-function npmStartNodeFlags(): string[] {
-  const script = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start;
-  const words = script.split(/\s+/);
-  if (words[0] !== 'tsx' || words.at(-2) !== 'bin/plantwatch.ts' || words.at(-1) !== 'start') throw new Error(`unexpected start script: ${script}`);
-  return words.slice(1, -2);
-}
 
 const demoMachines = DEMO_PLANT.sites!.flatMap((s) => s.lines!.flatMap((l) => l.machines!.map((m) => m.id)));
 
@@ -35,7 +27,7 @@ describe('e2e > plantwatch start (npm start)', () => {
     const [broker, mqtt, gateway, edge, anomaly, storage, alerts, brokerOps] = await freePorts(8);
     const ports = { broker, mqtt, gateway, edge, anomaly, storage, alerts, brokerOps };
     const started = Date.now();
-    child = spawn(process.execPath, [...npmStartNodeFlags(), '--import', 'tsx', 'bin/plantwatch.ts', 'start'], {
+    child = spawn(process.execPath, [...npmScriptNodeFlags('start'), '--import', 'tsx', 'bin/plantwatch.ts', 'start'], {
       cwd: ROOT,
       env: {
         PATH: process.env.PATH,

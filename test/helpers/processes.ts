@@ -3,6 +3,7 @@
  * whether a child is still running, and a SIGTERM-then-SIGKILL stop.
  */
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 
 /** A port free on 127.0.0.1 right now (the OS picks it; another process could still take it later). */
@@ -52,4 +53,17 @@ export async function stopChild(child: ChildProcess | undefined, graceMs: number
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * The node flags an npm script passes (package.json: `tsx [flags] bin/plantwatch.ts <command>`), so
+ * tests and benches run node as users do.
+ */
+export function npmScriptNodeFlags(script: string): string[] {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
+  const line = pkg.scripts[script] ?? '';
+  const words = line.split(/\s+/);
+  const at = words.indexOf('bin/plantwatch.ts');
+  if (words[0] !== 'tsx' || at < 1) throw new Error(`npm script ${script} is not \`tsx [flags] bin/plantwatch.ts …\`: ${line}`);
+  return words.slice(1, at);
 }
